@@ -1,0 +1,261 @@
+"""The values the curation core works on: posts and authors as the adapters see them, items as the
+store remembers them, and the events and actions that flow between adapters, core and store.
+
+Everything here is plain immutable data, the same for Mastodon and Bluesky.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Literal, Union
+
+Network = Literal["mastodon", "bluesky"]
+Visibility = Literal["public", "unlisted", "private", "direct"]
+OPT_OUT_BIO_TAGS = ("#nobot", "#noindex", "#noai")
+
+
+@dataclass(frozen=True)
+class Author:
+    network: Network
+    id: str  # Mastodon account id on the home server, Bluesky DID
+    handle: str  # acct (user@server) or Bluesky handle
+    bio: str = ""
+    follows_bot: bool | None = None  # None: not checked (the adapter checks only when it matters)
+    labels: tuple[str, ...] = ()  # Bluesky self-labels, e.g. "!no-unauthenticated"
+
+    def refuses_bots(self) -> bool:
+        """#nobot, #noindex or #noai anywhere in the bio, in any case."""
+        bio = self.bio.casefold()
+        return any(tag in bio for tag in OPT_OUT_BIO_TAGS)
+
+
+@dataclass(frozen=True)
+class Post:
+    """A post as an adapter saw it. `uri` is the identity across servers; `ref` is what the
+    adapter needs to act on it (a local status id, or a Bluesky strong ref "uri cid")."""
+
+    network: Network
+    uri: str
+    ref: str
+    url: str
+    author: Author
+    text: str
+    created_at: datetime
+    visibility: Visibility = "public"
+    tags: frozenset[str] = frozenset()  # lower-case, without "#"
+    link: str | None = None
+    link_title: str | None = None
+    reply_to: str | None = None  # uri of the parent post
+    mentions_bot: bool = False
+
+    def has_tag(self, tag: str) -> bool:
+        return tag.casefold() in self.tags
+
+
+ItemState = Literal["seen", "prompted", "classified", "expired", "withdrawn", "deleted", "skipped"]
+
+
+@dataclass(frozen=True)
+class Item:
+    """What the store knows about one tagged post."""
+
+    network: Network
+    uri: str
+    ref: str
+    author_id: str
+    author_handle: str
+    state: ItemState
+    visibility: Visibility = "public"
+    category: str | None = None
+    prompt_uri: str | None = None
+    boosted: bool = False
+    unknown_replies: int = 0
+
+
+@dataclass(frozen=True)
+class AuthorState:
+    """What the store knows about an author, beyond what the post carries."""
+
+    opted_out: bool = False
+    prompts_today: int = 0
+
+
+# ---- events: what happened, as the adapters report it -------------------------------------------
+
+@dataclass(frozen=True)
+class PostSeen:
+    post: Post
+
+
+@dataclass(frozen=True)
+class PostEdited:
+    post: Post
+
+
+@dataclass(frozen=True)
+class PostDeleted:
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
+class PromptTimedOut:
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
+class ModeratorDecision:
+    network: Network
+    uri: str
+    category: str
+    by: str
+
+
+Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the core needs from the store to decide: the item the event is about, the item whose
+    prompt a reply answers, and the author's standing. Loaded by the shell, never by the core."""
+
+    item: Item | None = None
+    prompted_item: Item | None = None
+    author: AuthorState = field(default_factory=AuthorState)
+    bot_ids: frozenset[str] = frozenset()
+
+
+# ---- actions: what to do, as the core decides -----------------------------------------------------
+
+@dataclass(frozen=True)
+class Record:
+    """Store the post as an item in `state` (new or updated)."""
+
+    post: Post
+    state: ItemState
+    category: str | None = None
+    classified_by: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Classify:
+    network: Network
+    uri: str
+    category: str
+    by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Reply to the post, asking for its category."""
+
+    post: Post
+    visibility: Visibility
+
+
+@dataclass(frozen=True)
+class Boost:
+    network: Network
+    uri: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class Unboost:
+    network: Network
+    uri: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class Acknowledge:
+    """Favourite (Mastodon) or like (Bluesky) a person's answer."""
+
+    post: Post
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Reply to a person with one of the configured texts."""
+
+    post: Post
+    text_key: str
+    category: str | None = None
+    visibility: Visibility = "unlisted"
+
+
+@dataclass(frozen=True)
+class SetState:
+    network: Network
+    uri: str
+    state: ItemState
+    reason: str
+
+
+@dataclass(frozen=True)
+class OptOut:
+    network: Network
+    author_id: str
+    handle: str
+
+
+@dataclass(frozen=True)
+class NoteUnclear:
+    """An answer the parser could not read: counted, so the bot explains only once."""
+
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
+class Ignore:
+    network: Network
+    uri: str
+    reason: str
+
+
+Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
+               NoteUnclear, Ignore]
+# Actions that touch a network (the rest only touch the store).
+EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
+
+
+# ---- serialisation of actions, so a pending intent survives a restart ----------------------------
+
+_ACTIONS = {cls.__name__: cls for cls in Action.__args__}  # type: ignore[attr-defined]
+
+
+def to_dict(action: Action) -> dict[str, Any]:
+    """A JSON-ready dict of an action (posts and authors included)."""
+    return {"type": type(action).__name__, **{f.name: _plain(getattr(action, f.name))
+                                               for f in fields(action)}}
+
+
+def from_dict(data: dict[str, Any]) -> Action:
+    data = dict(data)
+    cls = _ACTIONS[data.pop("type")]
+    if "post" in data:
+        data["post"] = post_from_dict(data["post"])
+    return cls(**data)  # type: ignore[no-any-return]
+
+
+def post_from_dict(d: dict[str, Any]) -> Post:
+    d = dict(d)
+    d["author"] = Author(**{**d["author"], "labels": tuple(d["author"]["labels"])})
+    d["created_at"] = datetime.fromisoformat(d["created_at"])
+    d["tags"] = frozenset(d["tags"])
+    return Post(**d)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (Post, Author)):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (frozenset, tuple)):
+        return sorted(value) if isinstance(value, frozenset) else list(value)
+    return value

@@ -1,0 +1,147 @@
+"""The curation rules: pure functions from an event (and what the store knows) to actions.
+
+No I/O here: the shell loads the Context, calls `decide`, stores what it returns and hands the
+network effects to the adapter. Each rule says why it acts, so the event log can tell a person.
+"""
+
+from __future__ import annotations
+
+from bot.config import Config
+from bot.model import (
+    Acknowledge, Action, Boost, Classify, Context, Event, Ignore, Item, ItemState,
+    ModeratorDecision, Network, NoteUnclear, OptOut, Post, PostDeleted, PostEdited, PostSeen,
+    Prompt, PromptTimedOut, Record, Reply, SetState, Unboost, Visibility,
+)
+from bot.parser import category_from_tags, parse_answer
+
+CLOSED = ("withdrawn", "deleted")
+
+
+def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
+    """Every action the bot takes for one event, in order."""
+    if isinstance(event, PostSeen):
+        return _post_seen(event.post, ctx, config)
+    if isinstance(event, PostEdited):
+        return _post_edited(event.post, ctx, config)
+    if isinstance(event, PostDeleted):
+        return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
+    if isinstance(event, PromptTimedOut):
+        return _timed_out(event, ctx)
+    return _moderator_decision(event, ctx, config)
+
+
+def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
+    if post.author.id in ctx.bot_ids:
+        return [Ignore(post.network, post.uri, "the bot's own post")]
+    if ctx.prompted_item is not None:
+        return _answer(post, ctx.prompted_item, ctx, config)
+    if post.has_tag(config.hashtag):
+        return _tagged(post, ctx, config)
+    return [Ignore(post.network, post.uri, "neither tagged nor an answer to a prompt")]
+
+
+def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
+    if ctx.item is not None:
+        return [Ignore(post.network, post.uri, "already recorded")]
+    if post.author.refuses_bots():
+        return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
+    category = category_from_tags(post.tags, post.text, config.categories)
+    if category:
+        return [Record(post, "classified", category, post.author.handle,
+                       f"the post carries #{category}"), *_boost_if_public(post)]
+    boost = _boost_if_public(post) if config.policy.boost == "detected" else []
+    why_not = _why_no_prompt(post, ctx, config)
+    if why_not:
+        return [Record(post, "seen", reason=why_not), *boost]
+    return [Record(post, "prompted", reason="asking the author for a category"),
+            Prompt(post, _reply_visibility(post.visibility)), *boost]
+
+
+def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
+    """Empty when the author may be prompted, else the reason not to."""
+    policy = config.policy
+    if ctx.author.opted_out:
+        return "the author opted out of prompts"
+    if policy.prompt == "never":
+        return "prompt policy is never"
+    if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
+        return "the author neither follows nor mentions the bot"
+    if ctx.author.prompts_today >= policy.max_prompts_per_author_per_day:
+        return "daily prompt limit for this author reached"
+    return ""
+
+
+def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action]:
+    moderator = post.author.handle.casefold() in config.policy.moderators
+    if post.author.id != item.author_id and not moderator:
+        return [Ignore(post.network, post.uri, "an answer from someone other than the author")]
+    if item.state in CLOSED:
+        return [Ignore(post.network, post.uri, f"the item is {item.state}")]
+    answer = parse_answer(post.text, config.categories)
+    reply_vis = _reply_visibility(post.visibility)
+    if answer.kind == "category" and answer.category:
+        who = "moderator" if post.author.id != item.author_id else "author"
+        actions: list[Action] = [Classify(item.network, item.uri, answer.category,
+                                          post.author.handle, f"the {who} answered")]
+        if config.policy.acknowledge == "favourite":
+            actions.append(Acknowledge(post))
+        elif config.policy.acknowledge == "reply":
+            actions.append(Reply(post, "thanks", answer.category, reply_vis))
+        if not item.boosted and item.visibility == "public":
+            actions.append(Boost(item.network, item.uri, item.ref))
+        return actions
+    if answer.kind == "optout":
+        return [OptOut(post.network, post.author.id, post.author.handle),
+                Reply(post, "opt_out", visibility=reply_vis)]
+    if answer.kind == "help":
+        return [Reply(post, "help", visibility=reply_vis)]
+    if item.unknown_replies == 0:
+        return [NoteUnclear(item.network, item.uri),
+                Reply(post, "not_understood", visibility=reply_vis)]
+    return [Ignore(post.network, post.uri, "not understood again; staying quiet")]
+
+
+def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
+    if ctx.item is None:
+        return _post_seen(post, ctx, config)
+    if not post.has_tag(config.hashtag):
+        return _withdraw(ctx.item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+    return [Record(post, ctx.item.state, ctx.item.category, reason="the author edited the post")]
+
+
+def _withdraw(item: Item | None, state: ItemState, why: str, uri: str,
+              network: Network) -> list[Action]:
+    if item is None or item.state in CLOSED:
+        return [Ignore(network, uri, "not a tracked item")]
+    actions: list[Action] = [SetState(item.network, item.uri, state, why)]
+    if item.boosted:
+        actions.append(Unboost(item.network, item.uri, item.ref))
+    return actions
+
+
+def _timed_out(event: PromptTimedOut, ctx: Context) -> list[Action]:
+    if ctx.item is None or ctx.item.state != "prompted":
+        return [Ignore(event.network, event.uri, "no prompt waiting")]
+    return [SetState(event.network, event.uri, "expired", "no answer before the timeout")]
+
+
+def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) -> list[Action]:
+    item = ctx.item
+    if item is None:
+        return [Ignore(event.network, event.uri, "not a tracked item")]
+    if config.category(event.category) is None:
+        return [Ignore(event.network, event.uri, f"unknown category {event.category!r}")]
+    actions: list[Action] = [Classify(item.network, item.uri, event.category, event.by,
+                                      "a moderator decided")]
+    if not item.boosted and item.visibility == "public" and item.state not in CLOSED:
+        actions.append(Boost(item.network, item.uri, item.ref))
+    return actions
+
+
+def _boost_if_public(post: Post) -> list[Action]:
+    return [Boost(post.network, post.uri, post.ref)] if post.visibility == "public" else []
+
+
+def _reply_visibility(original: Visibility) -> Visibility:
+    """Never more public than the original: public/unlisted get unlisted, the rest direct."""
+    return "unlisted" if original in ("public", "unlisted") else "direct"

@@ -1,0 +1,379 @@
+"""The SQLite store: the only module that writes SQL.
+
+Unique keys make every write idempotent (the same post seen twice, or after a restart, is one row;
+an effect is one intent), WAL lets readers (stats, export, Datasette) run beside the bot, and
+migrations are recorded in `_migrations` and applied on open. Secrets never come here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from bot import model as m
+
+SCHEMA: list[str] = [
+    # 1: the first schema
+    """
+    CREATE TABLE items (
+        network TEXT NOT NULL, uri TEXT NOT NULL, ref TEXT NOT NULL, url TEXT,
+        author_id TEXT NOT NULL, author_handle TEXT NOT NULL, text TEXT,
+        link TEXT, link_title TEXT, created_at TEXT, visibility TEXT NOT NULL,
+        state TEXT NOT NULL, category TEXT, classified_by TEXT, classified_at TEXT,
+        boosted_at TEXT, boost_ref TEXT, prompt_uri TEXT, prompt_ref TEXT, prompted_at TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0, unknown_replies INTEGER NOT NULL DEFAULT 0,
+        reason TEXT, seen_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (network, uri)
+    );
+    CREATE INDEX items_prompt ON items (network, prompt_uri);
+    CREATE INDEX items_state ON items (state, prompted_at);
+    CREATE INDEX items_created ON items (created_at);
+    CREATE INDEX items_author ON items (network, author_id);
+    CREATE TABLE authors (
+        network TEXT NOT NULL, id TEXT NOT NULL, handle TEXT NOT NULL,
+        follows_bot INTEGER, opted_out INTEGER NOT NULL DEFAULT 0, nobot INTEGER NOT NULL DEFAULT 0,
+        labels TEXT, updated_at TEXT NOT NULL,
+        PRIMARY KEY (network, id)
+    );
+    CREATE TABLE cursors (
+        network TEXT NOT NULL, source TEXT NOT NULL, value TEXT NOT NULL, updated_at TEXT NOT NULL,
+        PRIMARY KEY (network, source)
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, network TEXT, uri TEXT,
+        author_id TEXT, action TEXT NOT NULL, reason TEXT, detail TEXT
+    );
+    CREATE INDEX events_uri ON events (network, uri);
+    CREATE TABLE intents (
+        key TEXT PRIMARY KEY, network TEXT NOT NULL, kind TEXT NOT NULL, uri TEXT,
+        payload TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT, error TEXT, created_at TEXT NOT NULL, done_at TEXT
+    );
+    CREATE INDEX intents_state ON intents (state);
+    CREATE TABLE digests (
+        period TEXT NOT NULL, network TEXT NOT NULL, state TEXT NOT NULL, refs TEXT,
+        published_at TEXT, PRIMARY KEY (period, network)
+    );
+    """,
+]
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A network effect written down before it is attempted: done at most once, never lost."""
+
+    key: str
+    network: m.Network
+    action: m.Action
+    attempts: int
+
+
+class Store:
+    def __init__(self, path: str | Path, *, clock: Any = now) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.clock = clock
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    # ---- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        conn.execute("CREATE TABLE IF NOT EXISTS _migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        done = {r[0] for r in conn.execute("SELECT version FROM _migrations")}
+        for version, sql in enumerate(SCHEMA, start=1):
+            if version in done:
+                continue
+            with self.transaction():
+                for statement in filter(str.strip, sql.split(";")):
+                    conn.execute(statement)
+                conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
+
+    def schema_version(self) -> int:
+        return self.db.conn.execute("SELECT max(version) FROM _migrations").fetchone()[0] or 0
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self.db.conn)
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    # ---- reading what the core needs ------------------------------------------------------------
+
+    def item(self, network: str, uri: str) -> m.Item | None:
+        row = self._one("SELECT * FROM items WHERE network = ? AND uri = ?", network, uri)
+        return _item(row) if row else None
+
+    def item_by_prompt(self, network: str, prompt_uri: str) -> m.Item | None:
+        row = self._one("SELECT * FROM items WHERE network = ? AND prompt_uri = ?", network, prompt_uri)
+        return _item(row) if row else None
+
+    def author_state(self, network: str, author_id: str) -> m.AuthorState:
+        row = self._one("SELECT opted_out FROM authors WHERE network = ? AND id = ?", network, author_id)
+        since = iso(self.clock() - timedelta(days=1))
+        count = self.db.conn.execute(
+            "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
+            (network, author_id, since)).fetchone()[0]
+        return m.AuthorState(opted_out=bool(row and row["opted_out"]), prompts_today=count)
+
+    def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
+        if isinstance(event, (m.PostSeen, m.PostEdited)):
+            post = event.post
+            return m.Context(
+                item=self.item(post.network, post.uri),
+                prompted_item=self.item_by_prompt(post.network, post.reply_to) if post.reply_to else None,
+                author=self.author_state(post.network, post.author.id),
+                bot_ids=bot_ids)
+        return m.Context(item=self.item(event.network, event.uri), bot_ids=bot_ids)
+
+    # ---- applying what the core decided ---------------------------------------------------------
+
+    def apply(self, event: m.Event, actions: Iterable[m.Action]) -> list[Intent]:
+        """Store the actions in one transaction; return the new network effects to carry out."""
+        at = iso(self.clock())
+        intents: list[Intent] = []
+        with self.transaction():
+            if isinstance(event, (m.PostSeen, m.PostEdited)):
+                self._upsert_author(event.post.author, at)
+            for action in actions:
+                intent = self._apply_one(action, at)
+                if intent:
+                    intents.append(intent)
+        return intents
+
+    def _apply_one(self, a: m.Action, at: str) -> Intent | None:
+        if isinstance(a, m.Record):
+            self._record(a, at)
+        elif isinstance(a, m.Classify):
+            self._update(a.network, a.uri, at, state="classified", category=a.category,
+                         classified_by=a.by, classified_at=at)
+        elif isinstance(a, m.SetState):
+            self._update(a.network, a.uri, at, state=a.state, reason=a.reason,
+                         deleted=int(a.state == "deleted"))
+        elif isinstance(a, m.NoteUnclear):
+            self.db.conn.execute("UPDATE items SET unknown_replies = unknown_replies + 1 "
+                                 "WHERE network = ? AND uri = ?", (a.network, a.uri))
+        elif isinstance(a, m.OptOut):
+            self.db.conn.execute("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
+                                 (a.network, a.author_id))
+        self.log(a, at)
+        return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
+
+    def _record(self, a: m.Record, at: str) -> None:
+        p = a.post
+        row = {
+            "network": p.network, "uri": p.uri, "ref": p.ref, "url": p.url,
+            "author_id": p.author.id, "author_handle": p.author.handle, "text": p.text,
+            "link": p.link, "link_title": p.link_title, "created_at": iso(p.created_at),
+            "visibility": p.visibility, "state": a.state, "category": a.category,
+            "reason": a.reason, "updated_at": at,
+        }
+        if a.classified_by:
+            row |= {"classified_by": a.classified_by, "classified_at": at}
+        cols = ", ".join(row)
+        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
+        self.db.conn.execute(
+            f"INSERT INTO items ({cols}, seen_at) VALUES ({', '.join('?' * len(row))}, ?) "
+            f"ON CONFLICT (network, uri) DO UPDATE SET {updates}", (*row.values(), at))
+
+    def _update(self, network: str, uri: str, at: str, **values: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.db.conn.execute(f"UPDATE items SET {sets}, updated_at = ? WHERE network = ? AND uri = ?",
+                             (*values.values(), at, network, uri))
+
+    def _upsert_author(self, a: m.Author, at: str) -> None:
+        self.db.conn.execute(
+            "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
+            "handle = excluded.handle, follows_bot = coalesce(excluded.follows_bot, follows_bot), "
+            "nobot = excluded.nobot, labels = excluded.labels, updated_at = excluded.updated_at",
+            (a.network, a.id, a.handle, a.follows_bot, int(a.refuses_bots()),
+             json.dumps(list(a.labels)), at))
+
+    def log(self, a: m.Action, at: str | None = None) -> None:
+        """Append to the event log: what the bot did and why (no post text, no secrets)."""
+        network, uri, author, reason = _describe(a)
+        self.db.conn.execute(
+            "INSERT INTO events (at, network, uri, author_id, action, reason) VALUES (?, ?, ?, ?, ?, ?)",
+            (at or iso(self.clock()), network, uri, author, type(a).__name__.lower(), reason))
+
+    # ---- intents: exactly-once effects ----------------------------------------------------------
+
+    def _intend(self, a: m.Action, at: str) -> Intent | None:
+        key = intent_key(a)
+        network, uri, _, _ = _describe(a)
+        cur = self.db.conn.execute(
+            "INSERT OR IGNORE INTO intents (key, network, kind, uri, payload, state, created_at) "
+            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
+            (key, network, type(a).__name__.lower(), uri, json.dumps(m.to_dict(a)), at))
+        return Intent(key, network, a, 0) if cur.rowcount else None  # type: ignore[arg-type]
+
+    def pending_intents(self, network: str) -> list[Intent]:
+        rows = self.db.conn.execute(
+            "SELECT key, network, payload, attempts FROM intents WHERE state = 'pending' "
+            "AND network = ? ORDER BY created_at, rowid", (network,)).fetchall()
+        return [Intent(k, n, m.from_dict(json.loads(p)), att) for k, n, p, att in rows]
+
+    def intent_done(self, intent: Intent, result: str | None = None) -> None:
+        """Mark the effect done and remember what it produced (the prompt's uri, the boost)."""
+        at = iso(self.clock())
+        a = intent.action
+        with self.transaction():
+            self.db.conn.execute("UPDATE intents SET state = 'done', result = ?, done_at = ?, "
+                                 "attempts = attempts + 1 WHERE key = ?", (result, at, intent.key))
+            if isinstance(a, m.Prompt) and result:
+                uri, _, ref = result.partition(" ")
+                self._update(a.post.network, a.post.uri, at, prompt_uri=uri, prompt_ref=ref or uri,
+                             prompted_at=at)
+            elif isinstance(a, m.Boost):
+                self._update(a.network, a.uri, at, boosted_at=at, boost_ref=result)
+            elif isinstance(a, m.Unboost):
+                self._update(a.network, a.uri, at, boosted_at=None, boost_ref=None)
+                # A later boost of the same item (a correction) must be possible again.
+                self.db.conn.execute("DELETE FROM intents WHERE key = ?", (intent_key(
+                    m.Boost(a.network, a.uri, a.ref)),))
+
+    def intent_failed(self, intent: Intent, error: str, *, final: bool) -> None:
+        """Count a failed attempt; a final failure (the post is gone) stops retries."""
+        self.db.conn.execute(
+            "UPDATE intents SET attempts = attempts + 1, error = ?, state = ? WHERE key = ?",
+            (error[:500], "failed" if final else "pending", intent.key))
+
+    def boost_ref(self, network: str, uri: str) -> str | None:
+        row = self._one("SELECT boost_ref FROM items WHERE network = ? AND uri = ?", network, uri)
+        return row["boost_ref"] if row else None
+
+    def prompt_ref(self, network: str, uri: str) -> str | None:
+        row = self._one("SELECT prompt_ref FROM items WHERE network = ? AND uri = ?", network, uri)
+        return row["prompt_ref"] if row else None
+
+    # ---- cursors --------------------------------------------------------------------------------
+
+    def cursor(self, network: str, source: str) -> str | None:
+        row = self._one("SELECT value FROM cursors WHERE network = ? AND source = ?", network, source)
+        return row["value"] if row else None
+
+    def set_cursor(self, network: str, source: str, value: str) -> None:
+        self.db.conn.execute(
+            "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (network, source) "
+            "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            (network, source, value, iso(self.clock())))
+
+    # ---- queries for the shell and the CLI ------------------------------------------------------
+
+    def prompts_older_than(self, hours: float) -> list[tuple[str, str]]:
+        cutoff = iso(self.clock() - timedelta(hours=hours))
+        rows = self.db.conn.execute(
+            "SELECT network, uri FROM items WHERE state = 'prompted' AND prompted_at < ?", (cutoff,))
+        return [(n, u) for n, u in rows]
+
+    def items(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
+        sql, args = "SELECT * FROM items WHERE 1", []
+        if since:
+            sql, args = sql + " AND created_at >= ?", [*args, iso(since)]
+        if until:
+            sql, args = sql + " AND created_at < ?", [*args, iso(until)]
+        yield from self.db.query(sql + " ORDER BY created_at, network, uri", args)
+
+    def stats(self) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "SELECT network, coalesce(category, '') AS category, state, count(*) AS items, "
+            "sum(boosted_at IS NOT NULL) AS boosted FROM items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"))
+
+    def forget(self, author: str) -> int:
+        """Erase an author's items, events and profile (a data-protection request)."""
+        handle = author.lstrip("@")
+        with self.transaction():
+            ids = self.db.conn.execute(
+                "SELECT network, id FROM authors WHERE handle = ? OR id = ? "
+                "UNION SELECT network, author_id FROM items WHERE author_handle = ? OR author_id = ?",
+                (handle, handle, handle, handle)).fetchall()
+            count = 0
+            for network, author_id in ids:
+                uris = [r[0] for r in self.db.conn.execute(
+                    "SELECT uri FROM items WHERE network = ? AND author_id = ?", (network, author_id))]
+                for uri in uris:
+                    self.db.conn.execute("DELETE FROM events WHERE network = ? AND uri = ?", (network, uri))
+                    self.db.conn.execute("DELETE FROM intents WHERE network = ? AND uri = ?", (network, uri))
+                count += self.db.conn.execute("DELETE FROM items WHERE network = ? AND author_id = ?",
+                                              (network, author_id)).rowcount
+                self.db.conn.execute("DELETE FROM events WHERE network = ? AND author_id = ?",
+                                     (network, author_id))
+                self.db.conn.execute("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))
+            return count
+
+    def find_item(self, uri_or_url: str) -> m.Item | None:
+        row = self._one("SELECT * FROM items WHERE uri = ? OR url = ? OR ref = ?",
+                        uri_or_url, uri_or_url, uri_or_url)
+        return _item(row) if row else None
+
+    def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        return next(self.db.query(sql, args), None)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, nestable (inner blocks join the outer one)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn, self.outer = conn, False
+
+    def __enter__(self) -> None:
+        self.outer = not self.conn.in_transaction
+        if self.outer:
+            self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self.outer:
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def intent_key(a: m.Action) -> str:
+    """One key per effect that must happen once: a second attempt finds the first one's row."""
+    network, uri, _, _ = _describe(a)
+    if isinstance(a, (m.Acknowledge, m.Reply)):
+        suffix = f":{a.text_key}" if isinstance(a, m.Reply) else ""
+        return f"{type(a).__name__.lower()}{suffix}:{network}:{a.post.uri}"
+    return f"{type(a).__name__.lower()}:{network}:{uri}"
+
+
+def _describe(a: m.Action) -> tuple[str, str, str | None, str]:
+    """(network, uri, author id, reason) of an action, for the log and the intents table."""
+    if isinstance(a, (m.Record, m.Prompt, m.Acknowledge, m.Reply)):
+        p = a.post
+        reason = getattr(a, "reason", "") or getattr(a, "text_key", "") or type(a).__name__.lower()
+        return p.network, p.uri, p.author.id, reason
+    if isinstance(a, m.OptOut):
+        return a.network, "", a.author_id, "the author asked not to be prompted again"
+    if isinstance(a, m.Classify):
+        return a.network, a.uri, None, f"{a.category} by {a.by}: {a.reason}"
+    reason = getattr(a, "reason", "") or type(a).__name__.lower()
+    return a.network, a.uri, None, reason
+
+
+def _item(row: dict[str, Any]) -> m.Item:
+    return m.Item(network=row["network"], uri=row["uri"], ref=row["ref"], author_id=row["author_id"],
+                  author_handle=row["author_handle"], state=row["state"],
+                  visibility=row["visibility"], category=row["category"],
+                  prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
+                  unknown_replies=row["unknown_replies"])
