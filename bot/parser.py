@@ -38,7 +38,7 @@ AMBIGUOUS = ("les deux", "both", "tous", "toutes", "all of them", "aucun", "aucu
 _URL = re.compile(r"https?://\S+")
 _MENTION = re.compile(r"(?<!\w)@[\w.\-]+(?:@[\w.\-]+)?")
 _KEYCAP = re.compile(r"([0-9#*])\ufe0f?\u20e3")
-_NUMBER = re.compile(r"(?<![\w.,])(?:n\s?°\s?|no\.?\s?|#)?([1-9])(?:\s?[.)]|er|e|eme)?(?![\w.,/:%])")
+_NUMBER = re.compile(r"(?<![\w.,/:])(?:n\s?°\s?|no\.?\s?|#)?([1-9])(?:\s?[.)]|er|e|eme)?(?![\w.,/:%])")
 _WORD = re.compile(r"#?[\w]+")
 
 

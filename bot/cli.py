@@ -1,0 +1,235 @@
+"""The `numpolville` command. A thin shell: each command loads the config, opens the store and
+calls one library function. Network SDKs are imported only by the commands that use them, so
+`numpolville --help` stays fast.
+
+Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from bot.store import Store
+
+app = typer.Typer(
+    help="Curates a hashtag across Mastodon and Bluesky: asks posters for a category, boosts, "
+         "logs to SQLite and publishes the weekly digest.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", help="Config file [default: $NUMPOLVILLE_CONFIG or config/numpolville.toml]",
+    show_default=False)]
+T = TypeVar("T")
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    _console().print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+def _guarded(fn: Callable[[], T]) -> T:
+    """Run a command body, turning known errors into a clear line and the documented exit code."""
+    from bot.config import ConfigError
+
+    try:
+        return fn()
+    except ConfigError as e:
+        raise _fail(str(e), 2) from None
+    except (OSError, RuntimeError) as e:
+        raise _fail(str(e), 1) from None
+
+
+def _load(config: Path | None) -> Config:
+    from bot import config as cfg
+
+    loaded = cfg.load(config)
+    for warning in loaded.warnings:
+        _console().print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    return loaded
+
+
+def _store(config: Config) -> Store:
+    from bot.store import Store
+
+    return Store(config.database)
+
+
+def _date(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"{option}: expected a date like 2026-11-23 or 2026-11-23T09:00, got {value!r}", 2) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@app.command()
+def run(config: ConfigOpt = None,
+        log_format: Annotated[str, typer.Option(help="rich or json")] = "rich",
+        verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also log ignored posts.")] = False,
+        ) -> None:
+    """Run the bot: listen, prompt, read answers, boost, until SIGTERM or Ctrl-C."""
+    import logging
+
+    from bot import config as cfg
+    from bot import logs
+
+    def body() -> None:
+        loaded = _load(config)
+        cfg.check_ready(loaded)
+        logs.setup(log_format, logging.DEBUG if verbose else logging.INFO, loaded.secrets())
+        from bot.runtime import Runtime, build_adapters
+
+        store = _store(loaded)
+        Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+
+    _guarded(body)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Validate the configuration and print the effective values, secrets masked."""
+    from rich.table import Table
+
+    def body() -> None:
+        loaded = _load(config)
+        table = Table(title=f"Configuration ({loaded.source})", show_lines=False)
+        table.add_column("key")
+        table.add_column("value")
+        for key, value in effective_settings(loaded):
+            table.add_row(key, value)
+        _console().print(table)
+
+    _guarded(body)
+
+
+def effective_settings(c: Config) -> list[tuple[str, str]]:
+    """The config as key/value lines, secrets shown only as set or missing."""
+    def secret(v: str) -> str:
+        return "*** (set)" if v else "(missing)"
+    rows = [("hashtag", "#" + c.hashtag), ("language", c.language), ("database", str(c.database))]
+    rows += [("mastodon.enabled", str(c.mastodon.enabled)), ("mastodon.api_base_url", c.mastodon.api_base_url),
+             ("mastodon.access_token", secret(c.mastodon.access_token)),
+             ("mastodon.discovery_instances", ", ".join(c.mastodon.discovery_instances))]
+    rows += [("bluesky.enabled", str(c.bluesky.enabled)), ("bluesky.service", c.bluesky.service),
+             ("bluesky.handle", c.bluesky.handle), ("bluesky.app_password", secret(c.bluesky.password)),
+             ("bluesky.source", c.bluesky.source)]
+    rows += [(f"categories.{cat.number}", f"{cat.key} ({cat.title(c.language)}) {' '.join(cat.aliases)}")
+             for cat in c.categories]
+    p = c.policy
+    rows += [("policy.prompt", p.prompt), ("policy.boost", p.boost), ("policy.acknowledge", p.acknowledge),
+             ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
+             ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
+             ("policy.moderators", ", ".join(p.moderators))]
+    return rows
+
+
+@app.command()
+def export(config: ConfigOpt = None,
+           format: Annotated[str, typer.Option("--format", "-f", help="json or csv")] = "json",
+           since: Annotated[Optional[str], typer.Option(help="Only items created since this date")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File [default: stdout]")] = None,
+           ) -> None:
+    """Export every item as JSON or CSV (fields listed in the README)."""
+    from bot import export as ex
+
+    if format not in ex.FORMATS:
+        raise _fail(f"--format: expected one of {', '.join(ex.FORMATS)}, got {format!r}", 2)
+    start = _date(since, "--since")
+
+    def body() -> None:
+        store = _store(_load(config))
+        if out is None:
+            ex.write(ex.rows(store, start), format, sys.stdout)
+            return
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            count = ex.write(ex.rows(store, start), format, fh)
+        _console().print(f"{count} items written to {out}", highlight=False)
+
+    _guarded(body)
+
+
+@app.command()
+def stats(config: ConfigOpt = None) -> None:
+    """Items per network, category and state."""
+    from rich.table import Table
+
+    def body() -> None:
+        store = _store(_load(config))
+        table = Table(title="numpolville — items")
+        for col in ("network", "category", "state", "items", "boosted"):
+            table.add_column(col, justify="right" if col in ("items", "boosted") else "left")
+        rows = store.stats()
+        for row in rows:
+            table.add_row(row["network"], row["category"] or "—", row["state"], str(row["items"]),
+                          str(row["boosted"]))
+        table.caption = f"{sum(r['items'] for r in rows)} items in {store.path}"
+        _console().print(table)
+
+    _guarded(body)
+
+
+@app.command()
+def classify(uri: Annotated[str, typer.Argument(help="The item's URI or URL")],
+             category: Annotated[str, typer.Argument(help="A category key, e.g. contexte")],
+             config: ConfigOpt = None,
+             by: Annotated[str, typer.Option(help="Who decided (logged)")] = "cli",
+             ) -> None:
+    """Classify an item by hand (a moderator decision). The boost follows on the next `run`."""
+    from bot.curator import Curator
+    from bot.model import ModeratorDecision
+
+    def body() -> None:
+        loaded = _load(config)
+        if loaded.category(category) is None:
+            keys = ", ".join(c.key for c in loaded.categories)
+            raise _fail(f"unknown category {category!r}; expected one of: {keys}", 2)
+        store = _store(loaded)
+        item = store.find_item(uri)
+        if item is None:
+            raise _fail(f"no item with URI or URL {uri!r}", 1)
+        Curator(loaded, store).handle(ModeratorDecision(item.network, item.uri, category, by))
+        _console().print(f"{item.uri} → {category}", highlight=False)
+
+    _guarded(body)
+
+
+@app.command()
+def forget(author: Annotated[str, typer.Argument(help="Handle (alice@example.org, alice.bsky.social) or id")],
+           config: ConfigOpt = None,
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+           ) -> None:
+    """Erase an author's items and events (a data-protection request)."""
+    def body() -> None:
+        store = _store(_load(config))
+        if not yes and not typer.confirm(f"Erase every item and event of {author}?"):
+            raise typer.Exit(1)
+        count = store.forget(author)
+        _console().print(f"Erased {count} items of {author}.", highlight=False)
+
+    _guarded(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

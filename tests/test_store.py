@@ -1,0 +1,118 @@
+"""The store: idempotent writes, intents that survive a restart, migrations, forgetting."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bot import model as m
+from bot.config import parse
+from bot.curator import Curator
+from bot.store import Store
+
+T0 = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
+ALICE = m.Author("mastodon", "1", "alice@home.test", follows_bot=True, bio="hello")
+
+
+def tagged(uri: str = "u1", author: m.Author = ALICE) -> m.Post:
+    return m.Post("mastodon", uri, uri + "-id", "https://home.test/" + uri, author,
+                  "Un lien #numpolville https://example.org", T0, tags=frozenset({"numpolville"}),
+                  link="https://example.org", link_title="Example")
+
+
+def test_the_same_post_twice_is_one_item_one_prompt(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    curator = Curator(parse({}), store)
+    first = curator.handle(m.PostSeen(tagged()))
+    second = curator.handle(m.PostSeen(tagged()))
+    assert [type(i.action).__name__ for i in first] == ["Prompt"]
+    assert second == []
+    assert store.db["items"].count == 1
+    assert store.db["intents"].count == 1
+
+
+def test_intents_survive_a_restart_and_complete_once(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    Curator(parse({}), Store(path)).handle(m.PostSeen(tagged()))
+    reopened = Store(path)  # a killed process: the intent was written, never done
+    [intent] = reopened.pending_intents("mastodon")
+    assert isinstance(intent.action, m.Prompt) and intent.action.post == tagged()
+    reopened.intent_done(intent, "https://home.test/p1 p1")
+    assert reopened.pending_intents("mastodon") == []
+    item = reopened.item("mastodon", "u1")
+    assert item and item.prompt_uri == "https://home.test/p1"
+    assert reopened.prompt_ref("mastodon", "u1") == "p1"
+    assert reopened.item_by_prompt("mastodon", "https://home.test/p1") == item
+
+
+def test_answer_flow_records_classification_and_boost(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    curator = Curator(parse({}), store)
+    [prompt] = curator.handle(m.PostSeen(tagged()))
+    store.intent_done(prompt, "P P")
+    answer = m.Post("mastodon", "r1", "r1", "u", ALICE, "2", T0, reply_to="P")
+    intents = curator.handle(m.PostSeen(answer))
+    assert [type(i.action).__name__ for i in intents] == ["Acknowledge", "Boost"]
+    store.intent_done(intents[1], "reblog-1")
+    item = store.item("mastodon", "u1")
+    assert item and item.category == "contexte" and item.state == "classified" and item.boosted
+    # the delete undoes the boost, once
+    [unboost] = curator.handle(m.PostDeleted("mastodon", "u1"))
+    store.intent_done(unboost, None)
+    gone = store.item("mastodon", "u1")
+    assert gone and gone.state == "deleted" and not gone.boosted
+    assert curator.handle(m.PostDeleted("mastodon", "u1")) == []
+
+
+def test_failed_intents_are_retried_unless_final(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    [intent] = Curator(parse({}), store).handle(m.PostSeen(tagged()))
+    store.intent_failed(intent, "503", final=False)
+    assert [i.attempts for i in store.pending_intents("mastodon")] == [1]
+    store.intent_failed(intent, "404 gone", final=True)
+    assert store.pending_intents("mastodon") == []
+
+
+def test_opt_out_is_remembered(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    curator = Curator(parse({}), store)
+    [prompt] = curator.handle(m.PostSeen(tagged()))
+    store.intent_done(prompt, "P P")
+    curator.handle(m.PostSeen(m.Post("mastodon", "r1", "r1", "u", ALICE, "stop", T0, reply_to="P")))
+    assert store.author_state("mastodon", "1").opted_out
+    assert curator.handle(m.PostSeen(tagged("u2"))) == []  # recorded, not prompted
+    assert store.item("mastodon", "u2").state == "seen"  # type: ignore[union-attr]
+
+
+def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    assert Store(path).schema_version() >= 1
+    store = Store(path)
+    assert store.db["_migrations"].count == store.schema_version()
+    assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_cursors(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    assert store.cursor("bluesky", "firehose") is None
+    store.set_cursor("bluesky", "firehose", "42")
+    store.set_cursor("bluesky", "firehose", "43")
+    assert store.cursor("bluesky", "firehose") == "43"
+
+
+def test_forget_erases_items_events_and_author(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    curator = Curator(parse({}), store)
+    curator.handle(m.PostSeen(tagged("u1")))
+    curator.handle(m.PostSeen(tagged("u2", m.Author("mastodon", "7", "carol@x", follows_bot=True))))
+    assert store.forget("alice@home.test") == 1
+    dump = json.dumps([list(store.db[t].rows) for t in ("items", "events", "authors", "intents")])
+    assert "alice" not in dump and '"1"' not in dump.replace('"u1"', "")
+    assert store.db["items"].count == 1
+
+
+def test_secrets_never_reach_the_database(tmp_path: Path) -> None:
+    cfg = parse({"mastodon": {"access_token": "SECRET-TOKEN-123"}, "bluesky": {"app_password": "pass-word-x"}})
+    store = Store(tmp_path / "db.sqlite")
+    Curator(cfg, store).handle(m.PostSeen(tagged()))
+    raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
+    assert b"SECRET-TOKEN-123" not in raw and b"pass-word-x" not in raw
