@@ -129,6 +129,12 @@ class Store:
         row = self._one("SELECT * FROM items WHERE network = ? AND prompt_uri = ?", network, prompt_uri)
         return _item(row) if row else None
 
+    def item_by_prompt_ref(self, network: str, prompt_ref: str) -> m.Item | None:
+        """The item whose prompt has this network-local ref (Mastodon replies name the parent by
+        its local id, not its uri)."""
+        row = self._one("SELECT * FROM items WHERE network = ? AND prompt_ref = ?", network, prompt_ref)
+        return _item(row) if row else None
+
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
         row = self._one("SELECT opted_out FROM authors WHERE network = ? AND id = ?", network, author_id)
         since = iso(self.clock() - timedelta(days=1))
