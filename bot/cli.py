@@ -32,14 +32,14 @@ ConfigOpt = Annotated[Optional[Path], typer.Option(
 T = TypeVar("T")
 
 
-def _console() -> Any:
+def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console()
+    return Console(stderr=stderr)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    _console().print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
+    _console(stderr=True).print(f"[bold red]Error:[/] {message}", highlight=False, markup=True)
     return typer.Exit(code)
 
 
@@ -49,6 +49,8 @@ def _guarded(fn: Callable[[], T]) -> T:
 
     try:
         return fn()
+    except typer.Exit:
+        raise
     except ConfigError as e:
         raise _fail(str(e), 2) from None
     except (OSError, RuntimeError) as e:
@@ -60,7 +62,7 @@ def _load(config: Path | None) -> Config:
 
     loaded = cfg.load(config)
     for warning in loaded.warnings:
-        _console().print(f"[yellow]Warning:[/] {warning}", highlight=False)
+        _console(stderr=True).print(f"[yellow]Warning:[/] {warning}", highlight=False)
     return loaded
 
 
