@@ -44,4 +44,12 @@ class Adapter(Protocol):
         exception (then the intent is retried later)."""
         ...
 
+    def post_thread(self, texts: list[str], key: str) -> list[str]:
+        """Optional (the digest checks with getattr; an adapter without it skips digests): post
+        `texts` as a thread of public posts, each a reply to the one before, and return their refs.
+        Idempotent by `key`: called again with the same key (after a crash), it finds the posts
+        already made and posts only what is missing. Each text is already within the limit the
+        adapter announces as `max_characters` (Mastodon: the server's; Bluesky: 300 graphemes)."""
+        ...
+
     def close(self) -> None: ...

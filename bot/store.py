@@ -337,6 +337,40 @@ class Store:
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         return next(self.db.query(sql, args), None)
 
+    # ---- digests --------------------------------------------------------------------------------
+
+    def digest_items(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Items created in [since, until) with their author's standing (opted_out, nobot,
+        labels as a list). The digest decides what to leave out; this only reads."""
+        rows = self.db.query(
+            "SELECT i.network, i.uri, i.url, i.author_id, i.author_handle, i.text, i.link, "
+            "i.link_title, i.created_at, i.visibility, i.state, i.category, i.deleted, "
+            "coalesce(a.opted_out, 0) AS opted_out, coalesce(a.nobot, 0) AS nobot, a.labels "
+            "FROM items i LEFT JOIN authors a ON a.network = i.network AND a.id = i.author_id "
+            "WHERE i.created_at >= ? AND i.created_at < ? ORDER BY i.created_at, i.network, i.uri",
+            [iso(since), iso(until)])
+        return [{**r, "labels": json.loads(r["labels"]) if r["labels"] else []} for r in rows]
+
+    def digest_state(self, period: str, network: str) -> str | None:
+        row = self._one("SELECT state FROM digests WHERE period = ? AND network = ?", period, network)
+        return row["state"] if row else None
+
+    def digest_pending(self, period: str, network: str) -> str:
+        """Write down the intent to publish (once: an existing row is kept). Returns its state."""
+        with self.transaction():
+            self.db.conn.execute("INSERT OR IGNORE INTO digests (period, network, state) "
+                                 "VALUES (?, ?, 'pending')", (period, network))
+            return self.digest_state(period, network) or "pending"
+
+    def digest_done(self, period: str, network: str, refs: list[str]) -> None:
+        self.db.conn.execute(
+            "UPDATE digests SET state = 'done', refs = ?, published_at = ? WHERE period = ? AND network = ?",
+            (json.dumps(refs), iso(self.clock()), period, network))
+
+    def digests(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM digests ORDER BY period, network"))
+
+
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, nestable (inner blocks join the outer one)."""
