@@ -55,8 +55,12 @@ class Core:
 
 
 # ---------------------------------------------------------------- helpers
+CORE_KEY: web.AppKey["Core"] = web.AppKey("core")
+TOKEN_KEY: web.RequestKey[Token] = web.RequestKey("token")
+
+
 def core_of(request: web.Request) -> Core:
-    return request.app["core"]
+    return request.app[CORE_KEY]
 
 
 def jres(data: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> web.Response:
@@ -95,7 +99,7 @@ def plist(p: MultiDict[str], name: str) -> list[str]:
 
 
 def token_of(request: web.Request) -> Optional[Token]:
-    return request.get("token")
+    return request.get(TOKEN_KEY)
 
 
 def me(request: web.Request) -> str:
@@ -183,7 +187,7 @@ async def _inner(request: web.Request, handler: Handler, core: Core) -> web.Stre
         tok = core.world.tokens.get(auth[7:].strip())
         if tok is None:
             return err(401, "The access token is invalid")
-        request["token"] = tok
+        request[TOKEN_KEY] = tok
         key = "token:" + tok.token
     streaming = request.path.startswith("/api/v1/streaming")
     rl_headers: dict[str, str] = {}
@@ -727,7 +731,7 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                        "Transfer-Encoding": "chunked"})
     await resp.prepare(request)
-    core.hub.connections.add(conn)
+    core.hub.register(conn)
     try:
         await resp.write(b":)\n")
         while True:
@@ -754,17 +758,17 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
     if not core.faults.streaming_enabled:
         return err(404, "Not Found")
     token = request.query.get("access_token") or request.headers.get("Sec-WebSocket-Protocol")
-    if token and "token" not in request:
+    if token and TOKEN_KEY not in request:
         tok = core.world.tokens.get(token)
         if tok is None:
             return err(401, "Invalid access token")
-        request["token"] = tok
+        request[TOKEN_KEY] = tok
     who = viewer(request)
     ws = web.WebSocketResponse(heartbeat=None, protocols=[token] if token and
                                request.headers.get("Sec-WebSocket-Protocol") == token else ())
     await ws.prepare(request)
     conn = Connection(viewer=who, transport="ws")
-    core.hub.connections.add(conn)
+    core.hub.register(conn)
 
     def subscribe(msg: dict[str, Any], on: bool) -> Optional[str]:
         stream = str(msg.get("stream", ""))
@@ -821,7 +825,7 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------- app factory
 def build_app(core: Core, extra_routes: Optional[Callable[[web.Application], None]] = None) -> web.Application:
     app = web.Application(middlewares=[middleware])
-    app["core"] = core
+    app[CORE_KEY] = core
 
     def add(method: str, path: str, handler: Handler) -> None:
         app.router.add_route(method, path, handler)

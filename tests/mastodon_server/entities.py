@@ -94,7 +94,7 @@ def status(world: World, st: Status, viewer: Optional[str]) -> dict[str, Any]:
     out.update({
         "content": st.content, "filtered": [], "reblog": reblog,
     })
-    if st.local and st.reblog_of_id is None:
+    if st.local:
         out["application"] = st.application or {"name": "Web", "website": None}
     out.update({
         "account": account(world, acc), "media_attachments": [], "mentions": mentions,

@@ -258,8 +258,14 @@ class MastodonServer:
         self.core.hub.drop_all()
 
     def open_streams(self) -> int:
+        """Number of currently open SSE/WebSocket streams."""
         assert self.core is not None
         return len(self.core.hub.connections)
+
+    def streams_opened(self) -> int:
+        """Total streams ever opened (grows on client reconnects)."""
+        assert self.core is not None
+        return self.core.hub.total_opened
 
     # federation ----------------------------------------------------------------
     def known_remote(self, other: "MastodonServer", auto_federate: bool = False) -> None:

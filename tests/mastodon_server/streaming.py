@@ -48,6 +48,11 @@ class Hub:
         self.world = world
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.connections: set[Connection] = set()
+        self.total_opened = 0  # lets tests see reconnects even while streams stay open
+
+    def register(self, conn: Connection) -> None:
+        self.connections.add(conn)
+        self.total_opened += 1
 
     def publish(self, event: Event) -> None:
         """World listener; safe to call from any thread."""
