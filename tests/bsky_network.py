@@ -236,13 +236,20 @@ class PostgresCluster:
         except (OSError, ValueError, IndexError, AssertionError):
             return None
 
+    def _stop_args(self) -> t.List[str]:
+        assert self.bindir is not None and self.base_dir is not None
+        return [str(self.bindir / 'pg_ctl'), '-D', str(self.data_dir), '-m', 'immediate', '-w', 'stop']
+
+    def stop_command(self) -> t.List[str]:
+        """Full argv (with runuser when root) that stops this cluster."""
+        return self._cmd(*self._stop_args())
+
     def stop(self) -> None:
         if self.base_dir is None:
             return
         if self.running or (self.data_dir / 'postmaster.pid').exists():
             try:
-                self._run(str(self.bindir / 'pg_ctl'), '-D', str(self.data_dir), '-m', 'immediate', '-w', 'stop',
-                          timeout=30)
+                self._run(*self._stop_args(), timeout=30)
             except Exception:  # noqa: BLE001 - last resort: by PID
                 pid = self.pid()
                 if pid:
@@ -396,6 +403,17 @@ class BlueskyNetwork:
             env['REDIS_HOST'] = 'unused.invalid'
         else:
             argv.append('--no-appview')
+        # If this process dies without stop() (SIGKILL, CI timeout), node
+        # notices it was orphaned, closes, and cleans up PostgreSQL and our dirs.
+        env['BSKY_PARENT_PID'] = str(os.getpid())
+        env['BSKY_ORPHAN_CLEANUP'] = json.dumps({
+            'commands': [self.postgres.stop_command()] if self.postgres else [],
+            'paths': [
+                str(p)
+                for p in (self.postgres.base_dir if self.postgres else None, self._state_file_arg, self.run_dir)
+                if p
+            ],
+        })
 
         with open(self.log_file, 'wb') as log:
             self.proc = subprocess.Popen(
@@ -629,7 +647,7 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--appview', dest='appview', action='store_true', default=None,
                       help='require the AppView (PostgreSQL)')
-    mode.add_argument('--no-appview', dest='appview', action='store_false', help='PLC + PDS only')
+    mode.add_argument('--no-appview', dest='appview', action='store_false', default=None, help='PLC + PDS only')
     parser.add_argument('--timeout', type=float, default=None, help='startup deadline in seconds')
     args = parser.parse_args(argv)
 

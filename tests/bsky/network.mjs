@@ -19,9 +19,14 @@
 //                          fixed ports (default: free ephemeral ports)
 //   DB_POSTGRES_URL, DB_POSTGRES_SCHEMA  PostgreSQL for the AppView / Ozone
 //   REDIS_HOST             asserted by dev-env, never used (defaulted here)
+//   BSKY_PARENT_PID        if set, shut down when that process is gone (the
+//                          launcher was killed without stopping us)
+//   BSKY_ORPHAN_CLEANUP    JSON {"commands": [[argv...]], "paths": [...]}: run /
+//                          removed only in that case (e.g. stop PostgreSQL)
 //
 // All services advertise http://localhost:PORT; use "localhost" everywhere.
 
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -137,14 +142,39 @@ function removeRunDir() {
   }
 }
 
-async function shutdown(signal, code = 0) {
+function orphanCleanup() {
+  let spec
+  try {
+    spec = JSON.parse(process.env.BSKY_ORPHAN_CLEANUP || '{}')
+  } catch (err) {
+    console.error(`network.mjs: bad BSKY_ORPHAN_CLEANUP: ${err}`)
+    return
+  }
+  for (const argv of spec.commands || []) {
+    const res = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit', timeout: 30_000 })
+    if (res.status !== 0) console.error(`network.mjs: cleanup ${argv.join(' ')} -> ${res.status}`)
+  }
+  for (const p of spec.paths || []) {
+    try {
+      fs.rmSync(p, { recursive: true, force: true })
+    } catch (err) {
+      console.error(`network.mjs: could not remove ${p}: ${err}`)
+    }
+  }
+}
+
+async function shutdown(signal, code = 0, orphaned = false) {
   if (stopping) return
   stopping = true
   log(`${signal}: closing network`)
+  const finish = (exitCode) => {
+    removeRunDir()
+    if (orphaned) orphanCleanup()
+    process.exit(exitCode)
+  }
   const hardStop = setTimeout(() => {
     console.error('network.mjs: close() took more than 10 s, exiting anyway')
-    removeRunDir()
-    process.exit(code || 1)
+    finish(code || 1)
   }, 10_000)
   hardStop.unref()
   try {
@@ -152,9 +182,17 @@ async function shutdown(signal, code = 0) {
   } catch (err) {
     console.error('network.mjs: error while closing:', err)
   }
-  removeRunDir()
   log('stopped')
-  process.exit(code)
+  finish(code)
+}
+
+// The launcher normally stops us with SIGTERM.  If it is killed instead
+// (SIGKILL, CI timeout), do not linger: we are reparented, so notice and stop.
+const parentPid = Number(process.env.BSKY_PARENT_PID || 0)
+if (parentPid) {
+  setInterval(() => {
+    if (process.ppid !== parentPid) shutdown('parent-exit', 0, true)
+  }, 500).unref()
 }
 
 process.on('SIGTERM', () => shutdown('SIGTERM'))
