@@ -1,10 +1,11 @@
 """Tests for the local fake Mastodon server, driven through Mastodon.py over real HTTP."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.mastodon_server.pytest_plugin)
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `.venv/bin/pytes
 from tests.mastodon_server import MastodonServer  # noqa: E402
 from tests.mastodon_server.pytest_plugin import federated_servers, mastodon_server  # noqa: E402,F401
 
-REFERENCE = json.loads((Path(__file__).parent / "mastodon_server" / "cassettes" /
-                        "reference_entities.json").read_text(encoding="utf-8"))
+REFERENCE = json.loads(
+    (Path(__file__).parent / "mastodon_server" / "cassettes" / "reference_entities.json").read_text(
+        encoding="utf-8"
+    )
+)
 
 
 def client(server: MastodonServer, token: str | None = None, **kw: Any) -> Mastodon:
     return Mastodon(access_token=token, api_base_url=server.base_url, **kw)
 
 
-def raw(server: MastodonServer, method: str, path: str, token: str | None = None, **kw: Any) -> requests.Response:
+def raw(
+    server: MastodonServer, method: str, path: str, token: str | None = None, **kw: Any
+) -> requests.Response:
     headers = kw.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
@@ -46,8 +52,15 @@ def wait_for(pred: Any, timeout: float = 5.0) -> None:
 
 # ------------------------------------------------------------------ entity shapes
 def json_type(v: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
-            float: "number", type(None): "null"}[type(v)]
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+        type(None): "null",
+    }[type(v)]
 
 
 def shape_diff(ref: Any, ours: Any, path: str = "$") -> list[str]:
@@ -73,22 +86,42 @@ def test_entities_match_recorded_mastodon_shapes(mastodon_server: MastodonServer
     bot_id, bot_tok = s.create_account("bot", note="I curate", bot=True)
     alice_id, alice_tok = s.create_account("alice")
     app = raw(s, "POST", "/api/v1/apps", data={"client_name": "numpolville", "scopes": "read write"}).json()
-    tok = raw(s, "POST", "/oauth/token", data={"client_id": app["client_id"], "client_secret": app["client_secret"],
-                                               "grant_type": "client_credentials"}).json()
+    tok = raw(
+        s,
+        "POST",
+        "/oauth/token",
+        data={
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+            "grant_type": "client_credentials",
+        },
+    ).json()
     s.follow("alice", "bot")
-    tagged = raw(s, "POST", "/api/v1/statuses", alice_tok,
-                 data={"status": "Hi #numpolville @bot https://example.org/x"}).json()
+    tagged = raw(
+        s,
+        "POST",
+        "/api/v1/statuses",
+        alice_tok,
+        data={"status": "Hi #numpolville @bot https://example.org/x"},
+    ).json()
     reblog = raw(s, "POST", f"/api/v1/statuses/{tagged['id']}/reblog", bot_tok).json()
     ours = {
-        "status": tagged, "account": tagged["account"], "tag": tagged["tags"][0], "mention": tagged["mentions"][0],
-        "card": tagged["card"], "application_in_status": tagged["application"], "reblog": reblog,
+        "status": tagged,
+        "account": tagged["account"],
+        "tag": tagged["tags"][0],
+        "mention": tagged["mentions"][0],
+        "card": tagged["card"],
+        "application_in_status": tagged["application"],
+        "reblog": reblog,
         "credential_account": raw(s, "GET", "/api/v1/accounts/verify_credentials", bot_tok).json(),
         "relationship": raw(s, "GET", f"/api/v1/accounts/relationships?id[]={alice_id}", bot_tok).json()[0],
-        "notification_mention": next(n for n in raw(s, "GET", "/api/v1/notifications", bot_tok).json()
-                                     if n["type"] == "mention"),
+        "notification_mention": next(
+            n for n in raw(s, "GET", "/api/v1/notifications", bot_tok).json() if n["type"] == "mention"
+        ),
         "context": raw(s, "GET", f"/api/v1/statuses/{tagged['id']}/context", bot_tok).json(),
         "search_v2": raw(s, "GET", "/api/v2/search?q=alice", bot_tok).json(),
-        "application": app, "token": tok,
+        "application": app,
+        "token": tok,
         "instance_v1": raw(s, "GET", "/api/v1/instance").json(),
         "instance_v2": raw(s, "GET", "/api/v2/instance").json(),
         "nodeinfo_wellknown": raw(s, "GET", "/.well-known/nodeinfo").json(),
@@ -117,7 +150,9 @@ def test_version_detection_and_headers(mastodon_server: MastodonServer) -> None:
     api = client(mastodon_server, tok, version_check_mode="created")
     assert api.retrieve_mastodon_version() == "4.3.0"
     assert api.verify_minimum_version("4.3.0", cached=True)
-    assert client(mastodon_server, tok, version_check_mode="none").account_verify_credentials().acct == "alice"
+    assert (
+        client(mastodon_server, tok, version_check_mode="none").account_verify_credentials().acct == "alice"
+    )
     r = raw(mastodon_server, "GET", "/api/v1/accounts/verify_credentials", tok)
     assert r.headers["X-RateLimit-Limit"] == "300"
     assert int(r.headers["X-RateLimit-Remaining"]) < 300
@@ -128,8 +163,9 @@ def test_version_detection_and_headers(mastodon_server: MastodonServer) -> None:
 def test_app_registration_and_authorization_code_login(mastodon_server: MastodonServer) -> None:
     s = mastodon_server
     s.create_account("alice")
-    client_id, client_secret = Mastodon.create_app("numpolville-bot", api_base_url=s.base_url,
-                                                   scopes=["read", "write"])
+    client_id, client_secret = Mastodon.create_app(
+        "numpolville-bot", api_base_url=s.base_url, scopes=["read", "write"]
+    )
     api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=s.base_url)
     url = api.auth_request_url(scopes=["read", "write"])
     page = requests.get(url + "&username=alice", timeout=5)
@@ -137,15 +173,34 @@ def test_app_registration_and_authorization_code_login(mastodon_server: Mastodon
     token = api.log_in(code=code, scopes=["read", "write"])
     assert Mastodon(access_token=token, api_base_url=s.base_url).me().username == "alice"
     # redirect flow
-    redirect_app = raw(s, "POST", "/api/v1/apps",
-                       data={"client_name": "x", "redirect_uris": "http://127.0.0.1:1/cb", "scopes": "read"}).json()
-    r = requests.get(s.base_url + "/oauth/authorize", allow_redirects=False, timeout=5,
-                     params={"client_id": redirect_app["client_id"], "redirect_uri": "http://127.0.0.1:1/cb",
-                             "response_type": "code", "scope": "read", "username": "alice", "state": "xyz"})
+    redirect_app = raw(
+        s,
+        "POST",
+        "/api/v1/apps",
+        data={"client_name": "x", "redirect_uris": "http://127.0.0.1:1/cb", "scopes": "read"},
+    ).json()
+    r = requests.get(
+        s.base_url + "/oauth/authorize",
+        allow_redirects=False,
+        timeout=5,
+        params={
+            "client_id": redirect_app["client_id"],
+            "redirect_uri": "http://127.0.0.1:1/cb",
+            "response_type": "code",
+            "scope": "read",
+            "username": "alice",
+            "state": "xyz",
+        },
+    )
     assert r.status_code == 302
     assert parse_qs(urlparse(r.headers["Location"]).query)["state"] == ["xyz"]
     # revoke
-    raw(s, "POST", "/oauth/revoke", data={"token": token, "client_id": client_id, "client_secret": client_secret})
+    raw(
+        s,
+        "POST",
+        "/oauth/revoke",
+        data={"token": token, "client_id": client_id, "client_secret": client_secret},
+    )
     assert raw(s, "GET", "/api/v1/accounts/verify_credentials", token).status_code == 401
 
 
@@ -291,8 +346,9 @@ def test_sse_hashtag_and_user_streams(mastodon_server: MastodonServer) -> None:
     s.create_account("alice")
     api = client(s, bot_tok)
     tag_l, user_l = Collector(), Collector()
-    h1 = api.stream_hashtag("numpolville", tag_l, run_async=True, reconnect_async=True,
-                            reconnect_async_wait_sec=0.2)
+    h1 = api.stream_hashtag(
+        "numpolville", tag_l, run_async=True, reconnect_async=True, reconnect_async_wait_sec=0.2
+    )
     h2 = api.stream_user(user_l, run_async=True, reconnect_async=True, reconnect_async_wait_sec=0.2)
     try:
         wait_for(lambda: s.open_streams() == 2)
@@ -336,8 +392,10 @@ def test_websocket_transport(mastodon_server: MastodonServer) -> None:
 
     async def scenario() -> list[dict[str, Any]]:
         got: list[dict[str, Any]] = []
-        async with websockets.connect(f"{ws_url}?access_token={tok}&stream=hashtag&tag=numpolville") as a, \
-                websockets.connect(f"{ws_url}?access_token={tok}") as b:
+        async with (
+            websockets.connect(f"{ws_url}?access_token={tok}&stream=hashtag&tag=numpolville") as a,
+            websockets.connect(f"{ws_url}?access_token={tok}") as b,
+        ):
             await b.send(json.dumps({"type": "subscribe", "stream": "user"}))
             await asyncio.sleep(0.2)
             await asyncio.to_thread(s.post, "alice", "@bot #numpolville via ws")
@@ -413,13 +471,20 @@ def test_restart_on_same_port_keeps_state() -> None:
 
 def test_http_control_api(mastodon_server: MastodonServer) -> None:
     s = mastodon_server
-    made = requests.post(s.base_url + "/_test/accounts", json={"username": "demo", "bot": True}, timeout=5).json()
+    made = requests.post(
+        s.base_url + "/_test/accounts", json={"username": "demo", "bot": True}, timeout=5
+    ).json()
     requests.post(s.base_url + "/_test/post", json={"username": "demo", "text": "hi #numpolville"}, timeout=5)
     assert client(s, made["token"]).me().bot is True
     assert len(client(s).timeline_hashtag("numpolville")) == 1
-    requests.post(s.base_url + "/_test/faults", json={"force_status": {"path_regex": "instance", "status_code": 502}},
-                  timeout=5)
+    requests.post(
+        s.base_url + "/_test/faults",
+        json={"force_status": {"path_regex": "instance", "status_code": 502}},
+        timeout=5,
+    )
     assert raw(s, "GET", "/api/v1/instance").status_code == 502
     state = requests.get(s.base_url + "/_test/state", timeout=5).json()
     assert state["tokens"]["demo"] == made["token"]
-    assert all(r["path"].startswith("/api") for r in requests.get(s.base_url + "/_test/requests", timeout=5).json())
+    assert all(
+        r["path"].startswith("/api") for r in requests.get(s.base_url + "/_test/requests", timeout=5).json()
+    )

@@ -3,6 +3,7 @@
 Why: `make demo` runs the bot against a server in another process; the base
 URL and the seeded tokens are printed as JSON (stdout or --state-file).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate-limit", type=int, default=300)
     ap.add_argument("--state-file", default=None)
     args = ap.parse_args(argv)
-    server = MastodonServer(port=args.port, domain=args.domain, max_characters=args.max_characters,
-                            rate_limit=args.rate_limit).start()
+    server = MastodonServer(
+        port=args.port, domain=args.domain, max_characters=args.max_characters, rate_limit=args.rate_limit
+    ).start()
     if args.seed == "demo":
         seed_demo(server)
     info = json.dumps(server.state_summary(), indent=2)

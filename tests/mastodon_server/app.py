@@ -4,6 +4,7 @@ Why: the bot talks to Mastodon only over HTTP, so the fake has to be a real
 HTTP server; handlers are thin and delegate every mutation to `World` so
 streams, notifications and the Python control API stay consistent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,9 +13,10 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlencode, urlparse
 
 from aiohttp import WSMsgType, web
@@ -39,7 +41,7 @@ class Core:
     oauth_metadata: bool = False
     faults: Faults = field(default_factory=Faults)
     limiter: RateLimiter = field(default_factory=RateLimiter)
-    remotes: dict[str, "Core"] = field(default_factory=dict)
+    remotes: dict[str, Core] = field(default_factory=dict)
     requests_log: list[dict[str, Any]] = field(default_factory=list)
     log_lock: threading.Lock = field(default_factory=threading.Lock)
     http_base: str = ""
@@ -51,11 +53,11 @@ class Core:
 
     @property
     def streaming_url(self) -> str:
-        return "ws" + self.http_base[len("http"):]
+        return "ws" + self.http_base[len("http") :]
 
 
 # ---------------------------------------------------------------- helpers
-CORE_KEY: web.AppKey["Core"] = web.AppKey("core")
+CORE_KEY: web.AppKey[Core] = web.AppKey("core")
 TOKEN_KEY: web.RequestKey[Token] = web.RequestKey("token")
 
 
@@ -64,8 +66,13 @@ def core_of(request: web.Request) -> Core:
 
 
 def jres(data: Any, status: int = 200, headers: Optional[dict[str, str]] = None) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, headers=headers,
-                        content_type="application/json", charset="utf-8")
+    return web.Response(
+        text=json.dumps(data),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def err(status: int, message: str, headers: Optional[dict[str, str]] = None) -> web.Response:
@@ -80,12 +87,18 @@ async def params(request: web.Request) -> MultiDict[str]:
             try:
                 body = await request.json()
             except ValueError:
-                raise ApiError(400, "Invalid JSON")
+                raise ApiError(400, "Invalid JSON") from None
             if isinstance(body, dict):
                 for k, v in body.items():
-                    for item in (v if isinstance(v, list) else [v]):
-                        out.add(k, item if isinstance(item, str) else json.dumps(item) if
-                                not isinstance(item, (bool, int)) else str(item).lower())
+                    for item in v if isinstance(v, list) else [v]:
+                        out.add(
+                            k,
+                            item
+                            if isinstance(item, str)
+                            else json.dumps(item)
+                            if not isinstance(item, (bool, int))
+                            else str(item).lower(),
+                        )
         else:
             form: MultiDictProxy[Any] = await request.post()
             for k, v in form.items():
@@ -105,8 +118,10 @@ def token_of(request: web.Request) -> Optional[Token]:
 def me(request: web.Request) -> str:
     tok = token_of(request)
     if tok is None or tok.account_id is None:
-        raise ApiError(401, "The access token is invalid" if tok is None else
-                       "This method requires an authenticated user")
+        raise ApiError(
+            401,
+            "The access token is invalid" if tok is None else "This method requires an authenticated user",
+        )
     return tok.account_id
 
 
@@ -125,8 +140,14 @@ def can_see(w: World, st: Status, who: Optional[str]) -> bool:
     return st.visibility == "private" and (who, st.account_id) in w.follows
 
 
-def paginate(request: web.Request, items: list[Any], p: MultiDict[str], key: Callable[[Any], int],
-             default: int = 20, maximum: int = 40) -> tuple[list[Any], dict[str, str]]:
+def paginate(
+    request: web.Request,
+    items: list[Any],
+    p: MultiDict[str],
+    key: Callable[[Any], int],
+    default: int = 20,
+    maximum: int = 40,
+) -> tuple[list[Any], dict[str, str]]:
     """Mastodon id paging: max_id/since_id/min_id + Link header with next/prev."""
     try:
         limit = min(max(int(p.get("limit", default)), 1), maximum)
@@ -170,9 +191,16 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     finally:
         if not request.path.startswith("/_test"):
             with core.log_lock:
-                core.requests_log.append({"method": request.method, "path": request.path,
-                                          "query": request.query_string, "status": status,
-                                          "time": started, "duration": time.time() - started})
+                core.requests_log.append(
+                    {
+                        "method": request.method,
+                        "path": request.path,
+                        "query": request.query_string,
+                        "status": status,
+                        "time": started,
+                        "duration": time.time() - started,
+                    }
+                )
 
 
 async def _inner(request: web.Request, handler: Handler, core: Core) -> web.StreamResponse:
@@ -193,8 +221,11 @@ async def _inner(request: web.Request, handler: Handler, core: Core) -> web.Stre
     rl_headers: dict[str, str] = {}
     if not streaming:
         allowed, remaining, reset = core.limiter.hit(key)
-        rl_headers = {"X-RateLimit-Limit": str(core.limiter.limit), "X-RateLimit-Remaining": str(remaining),
-                      "X-RateLimit-Reset": httpdate(reset)}
+        rl_headers = {
+            "X-RateLimit-Limit": str(core.limiter.limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": httpdate(reset),
+        }
         if not allowed:
             rl_headers["Retry-After"] = str(max(1, int(reset - time.time() + 0.999)))
             return err(429, "Too many requests", rl_headers)
@@ -206,8 +237,12 @@ async def _inner(request: web.Request, handler: Handler, core: Core) -> web.Stre
             if forced.status == 429:
                 headers["X-RateLimit-Remaining"] = "0"
                 headers["X-RateLimit-Reset"] = httpdate(time.time() + forced.retry_after)
-        messages = {429: "Too many requests", 500: "We're sorry, but something went wrong on our end.",
-                    502: "Bad Gateway", 503: "Service Unavailable"}
+        messages = {
+            429: "Too many requests",
+            500: "We're sorry, but something went wrong on our end.",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+        }
         return err(forced.status, messages.get(forced.status, "Error"), headers)
     try:
         resp = await handler(request)
@@ -232,8 +267,16 @@ async def instance_v2(request: web.Request) -> web.Response:
 
 
 async def nodeinfo_wellknown(request: web.Request) -> web.Response:
-    return jres({"links": [{"rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
-                            "href": f"{core_of(request).http_base}/nodeinfo/2.0"}]})
+    return jres(
+        {
+            "links": [
+                {
+                    "rel": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+                    "href": f"{core_of(request).http_base}/nodeinfo/2.0",
+                }
+            ]
+        }
+    )
 
 
 async def nodeinfo(request: web.Request) -> web.Response:
@@ -247,11 +290,18 @@ async def oauth_metadata(request: web.Request) -> web.Response:
     if not c.oauth_metadata:
         return err(404, "Not Found")
     b = c.http_base
-    return jres({"issuer": b + "/", "authorization_endpoint": b + "/oauth/authorize",
-                 "token_endpoint": b + "/oauth/token", "revocation_endpoint": b + "/oauth/revoke",
-                 "scopes_supported": ["read", "write", "follow", "push"], "response_types_supported": ["code"],
-                 "grant_types_supported": ["authorization_code", "client_credentials", "password"],
-                 "app_registration_endpoint": b + "/api/v1/apps"})
+    return jres(
+        {
+            "issuer": b + "/",
+            "authorization_endpoint": b + "/oauth/authorize",
+            "token_endpoint": b + "/oauth/token",
+            "revocation_endpoint": b + "/oauth/revoke",
+            "scopes_supported": ["read", "write", "follow", "push"],
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "password"],
+            "app_registration_endpoint": b + "/api/v1/apps",
+        }
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -283,26 +333,37 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     q = request.query
     app = w.apps.get(q.get("client_id", ""))
     if app is None:
-        return web.Response(status=401, text="<p>Client authentication failed due to unknown client</p>",
-                            content_type="text/html")
+        return web.Response(
+            status=401,
+            text="<p>Client authentication failed due to unknown client</p>",
+            content_type="text/html",
+        )
     redirect_uri = q.get("redirect_uri", app.redirect_uris[0])
     if redirect_uri not in app.redirect_uris:
-        return web.Response(status=400, text="<p>The redirect uri included is not valid.</p>",
-                            content_type="text/html")
+        return web.Response(
+            status=400, text="<p>The redirect uri included is not valid.</p>", content_type="text/html"
+        )
     username = q.get("username")
     acc = w.find_account(username) if username else None
     if acc is None:
-        fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
-                         for k, v in q.items() if k != "username")
-        page = (f'<html><body><form method="get" action="/oauth/authorize">{fields}'
-                f'<input name="username" placeholder="username"><button>Authorize</button></form></body></html>')
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
+            for k, v in q.items()
+            if k != "username"
+        )
+        page = (
+            f'<html><body><form method="get" action="/oauth/authorize">{fields}'
+            f'<input name="username" placeholder="username"><button>Authorize</button></form></body></html>'
+        )
         return web.Response(text=page, content_type="text/html")
     code = secrets.token_urlsafe(24)
     w.auth_codes[code] = (app.client_id, acc.id, (q.get("scope") or " ".join(app.scopes)).split())
     if redirect_uri == "urn:ietf:wg:oauth:2.0:oob":
-        page = (f'<html><body><div class="oauth-prompt"><h3 class="title">Copy this authorization code and paste it '
-                f'to the application.</h3><input class="oauth-code" readonly type="text" value="{code}">'
-                f'</div></body></html>')
+        page = (
+            '<html><body><div class="oauth-prompt"><h3 class="title">Copy this authorization code '
+            f'and paste it to the application.</h3><input class="oauth-code" readonly type="text" value="{code}">'
+            f"</div></body></html>"
+        )
         return web.Response(text=page, content_type="text/html")
     extra = {"code": code}
     if q.get("state"):
@@ -316,17 +377,29 @@ async def oauth_token(request: web.Request) -> web.Response:
     p = await params(request)
     app = w.apps.get(p.get("client_id", ""))
     if app is None or app.client_secret != p.get("client_secret"):
-        return jres({"error": "invalid_client", "error_description": "Client authentication failed due to "
-                     "unknown client, no client authentication included, or unsupported authentication method."}, 401)
+        return jres(
+            {
+                "error": "invalid_client",
+                "error_description": "Client authentication failed due to "
+                "unknown client, no client authentication included, or unsupported authentication method.",
+            },
+            401,
+        )
     grant = p.get("grant_type")
     scopes = (p.get("scope") or " ".join(app.scopes)).split()
     account_id: Optional[str] = None
     if grant == "authorization_code":
         entry = w.auth_codes.pop(p.get("code", ""), None)
         if entry is None or entry[0] != app.client_id:
-            return jres({"error": "invalid_grant", "error_description": "The provided authorization grant is "
-                         "invalid, expired, revoked, does not match the redirection URI used in the "
-                         "authorization request, or was issued to another client."}, 400)
+            return jres(
+                {
+                    "error": "invalid_grant",
+                    "error_description": "The provided authorization grant is "
+                    "invalid, expired, revoked, does not match the redirection URI used in the "
+                    "authorization request, or was issued to another client.",
+                },
+                400,
+            )
         account_id, scopes = entry[1], entry[2]
     elif grant == "password":
         acc = w.find_account((p.get("username") or "").split("@")[0])
@@ -336,8 +409,14 @@ async def oauth_token(request: web.Request) -> web.Response:
     elif grant != "client_credentials":
         return jres({"error": "unsupported_grant_type", "error_description": "Unsupported grant type"}, 400)
     tok = w.issue_token(account_id, app.id, scopes)
-    return jres({"access_token": tok.token, "token_type": "Bearer", "scope": " ".join(tok.scopes),
-                 "created_at": int(tok.created_at)})
+    return jres(
+        {
+            "access_token": tok.token,
+            "token_type": "Bearer",
+            "scope": " ".join(tok.scopes),
+            "created_at": int(tok.created_at),
+        }
+    )
 
 
 async def oauth_revoke(request: web.Request) -> web.Response:
@@ -353,8 +432,9 @@ async def app_verify(request: web.Request) -> web.Response:
     w = core_of(request).world
     app = next((a for a in w.apps.values() if a.id == tok.app_id), None)
     if app is None:
-        return jres({"name": "Web", "website": None, "scopes": tok.scopes, "redirect_uris": [],
-                     "redirect_uri": ""})
+        return jres(
+            {"name": "Web", "website": None, "scopes": tok.scopes, "redirect_uris": [], "redirect_uri": ""}
+        )
     return jres(entities.application(app, with_secret=False))
 
 
@@ -414,8 +494,9 @@ async def follow_list(request: web.Request) -> web.Response:
             rows = [(fid, a) for (a, b), fid in w.follows.items() if b == aid]
         else:
             rows = [(fid, b) for (a, b), fid in w.follows.items() if a == aid]
-        page, headers = paginate(request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40,
-                                 maximum=80)
+        page, headers = paginate(
+            request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40, maximum=80
+        )
         return jres([entities.account(w, w.accounts[r[1]]) for r in page], headers=headers)
 
 
@@ -450,11 +531,18 @@ async def post_status(request: web.Request) -> web.Response:
     who = me(request)
     tok = token_of(request)
     app = next((a for a in c.world.apps.values() if tok and a.id == tok.app_id), None)
-    st = c.world.post(who, p.get("status", ""), visibility=p.get("visibility") or "public",
-                      in_reply_to_id=p.get("in_reply_to_id") or None, spoiler_text=p.get("spoiler_text") or "",
-                      sensitive=p.get("sensitive") in TRUE, language=p.get("language") or "en",
-                      idempotency_key=request.headers.get("Idempotency-Key"), max_characters=c.max_characters,
-                      application={"name": app.name, "website": app.website} if app else None)
+    st = c.world.post(
+        who,
+        p.get("status", ""),
+        visibility=p.get("visibility") or "public",
+        in_reply_to_id=p.get("in_reply_to_id") or None,
+        spoiler_text=p.get("spoiler_text") or "",
+        sensitive=p.get("sensitive") in TRUE,
+        language=p.get("language") or "en",
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        max_characters=c.max_characters,
+        application={"name": app.name, "website": app.website} if app else None,
+    )
     with c.world.lock:
         return jres(entities.status(c.world, st, who))
 
@@ -507,11 +595,17 @@ async def context(request: web.Request) -> web.Response:
         descendants: list[Status] = []
         frontier = [st.id]
         while frontier:
-            kids = sorted((s for s in w.statuses.values() if s.in_reply_to_id in frontier), key=lambda s: int(s.id))
+            kids = sorted(
+                (s for s in w.statuses.values() if s.in_reply_to_id in frontier), key=lambda s: int(s.id)
+            )
             descendants.extend(kids)
             frontier = [k.id for k in kids]
-        return jres({"ancestors": [entities.status(w, s, who) for s in ancestors if can_see(w, s, who)],
-                     "descendants": [entities.status(w, s, who) for s in descendants if can_see(w, s, who)]})
+        return jres(
+            {
+                "ancestors": [entities.status(w, s, who) for s in ancestors if can_see(w, s, who)],
+                "descendants": [entities.status(w, s, who) for s in descendants if can_see(w, s, who)],
+            }
+        )
 
 
 async def status_action(request: web.Request) -> web.Response:
@@ -540,8 +634,9 @@ async def status_people(request: web.Request) -> web.Response:
             rows = [(w.reblogs[k], k[0]) for k in w.reblogs if k[1] == st.id]
         else:
             rows = [(fid, k[0]) for k, fid in w.favourites.items() if k[1] == st.id]
-        page, headers = paginate(request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40,
-                                 maximum=80)
+        page, headers = paginate(
+            request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40, maximum=80
+        )
         return jres([entities.account(w, w.accounts[r[1]]) for r in page], headers=headers)
 
 
@@ -552,8 +647,11 @@ async def tag_timeline(request: web.Request) -> web.Response:
     tag = request.match_info["tag"].lower().lstrip("#")
     q = MultiDict(request.query)
     with w.lock:
-        items = [s for s in w.statuses.values() if tag in s.tags and s.visibility == "public"
-                 and s.reblog_of_id is None]
+        items = [
+            s
+            for s in w.statuses.values()
+            if tag in s.tags and s.visibility == "public" and s.reblog_of_id is None
+        ]
         if q.get("local") in TRUE:
             items = [s for s in items if s.local]
         if q.get("remote") in TRUE:
@@ -594,8 +692,11 @@ async def notifications(request: web.Request) -> web.Response:
     types = set(plist(q, "types"))
     exclude = set(plist(q, "exclude_types"))
     with w.lock:
-        items = [n for n in w.notifications.values() if n.account_id == who
-                 and (not types or n.type in types) and n.type not in exclude]
+        items = [
+            n
+            for n in w.notifications.values()
+            if n.account_id == who and (not types or n.type in types) and n.type not in exclude
+        ]
         if q.get("account_id"):
             items = [n for n in items if n.from_account_id == q["account_id"]]
         page, headers = paginate(request, items, q, key=lambda n: int(n.id), default=40, maximum=80)
@@ -642,8 +743,16 @@ def resolve_remote(core: Core, q: str) -> tuple[list[Status], list[str]]:
         ow = other.world
         if host and host == urlparse(ow.base).netloc:
             with ow.lock:
-                origin = next((s for s in ow.statuses.values() if (s.url == q or s.uri == q)
-                               and s.visibility in ("public", "unlisted") and s.reblog_of_id is None), None)
+                origin = next(
+                    (
+                        s
+                        for s in ow.statuses.values()
+                        if (s.url == q or s.uri == q)
+                        and s.visibility in ("public", "unlisted")
+                        and s.reblog_of_id is None
+                    ),
+                    None,
+                )
                 if origin is None:
                     acc = next((a for a in ow.accounts.values() if a.url == q or a.uri == q), None)
                     if acc is not None:
@@ -676,8 +785,11 @@ async def search_v2(request: web.Request) -> web.Response:
             if exact:
                 accounts.append(exact.id)
             needle = q.lstrip("@").lower()
-            accounts += [a.id for a in w.accounts.values() if needle and needle in a.acct.lower()
-                         and a.id not in accounts]
+            accounts += [
+                a.id
+                for a in w.accounts.values()
+                if needle and needle in a.acct.lower() and a.id not in accounts
+            ]
     if resolve and who is not None and not statuses and not (accounts and "@" in q.lstrip("@")):
         more_s, more_a = resolve_remote(c, q)
         statuses += more_s
@@ -687,19 +799,26 @@ async def search_v2(request: web.Request) -> web.Response:
         name = q.lstrip("#").lower()
         tags = [{"name": name, "url": f"{w.base}/tags/{name}", "history": []}] if name else []
     with w.lock:
-        out = {"accounts": [entities.account(w, w.accounts[a]) for a in accounts][:limit],
-               "statuses": [entities.status(w, s, who) for s in statuses][:limit],
-               "hashtags": tags[:limit]}
+        out = {
+            "accounts": [entities.account(w, w.accounts[a]) for a in accounts][:limit],
+            "statuses": [entities.status(w, s, who) for s in statuses][:limit],
+            "hashtags": tags[:limit],
+        }
     if kind:
         out = {k: (v if k == kind else []) for k, v in out.items()}
     return jres(out)
 
 
 # ---------------------------------------------------------------- streaming
-STREAM_PATHS = {"/api/v1/streaming/user": "user", "/api/v1/streaming/user/notification": "user:notification",
-                "/api/v1/streaming/public": "public", "/api/v1/streaming/public/local": "public:local",
-                "/api/v1/streaming/public/remote": "public:remote", "/api/v1/streaming/hashtag": "hashtag",
-                "/api/v1/streaming/hashtag/local": "hashtag:local"}
+STREAM_PATHS = {
+    "/api/v1/streaming/user": "user",
+    "/api/v1/streaming/user/notification": "user:notification",
+    "/api/v1/streaming/public": "public",
+    "/api/v1/streaming/public/local": "public:local",
+    "/api/v1/streaming/public/remote": "public:remote",
+    "/api/v1/streaming/hashtag": "hashtag",
+    "/api/v1/streaming/hashtag/local": "hashtag:local",
+}
 
 
 def _stream_allowed(core: Core, stream: str) -> bool:
@@ -728,8 +847,13 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
     if key is None:
         return err(400, "No tag for stream provided")
     conn = Connection(viewer=who, transport="sse", subs={key[0]: key[1]})
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
-                                       "Transfer-Encoding": "chunked"})
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "Transfer-Encoding": "chunked",
+        }
+    )
     await resp.prepare(request)
     core.hub.register(conn)
     try:
@@ -737,7 +861,7 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
         while True:
             try:
                 item = await asyncio.wait_for(conn.queue.get(), timeout=core.heartbeat)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await resp.write(b":thump\n")
                 continue
             if item is SENTINEL:
@@ -764,8 +888,10 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
             return err(401, "Invalid access token")
         request[TOKEN_KEY] = tok
     who = viewer(request)
-    ws = web.WebSocketResponse(heartbeat=None, protocols=[token] if token and
-                               request.headers.get("Sec-WebSocket-Protocol") == token else ())
+    ws = web.WebSocketResponse(
+        heartbeat=None,
+        protocols=[token] if token and request.headers.get("Sec-WebSocket-Protocol") == token else (),
+    )
     await ws.prepare(request)
     conn = Connection(viewer=who, transport="ws")
     core.hub.register(conn)
@@ -823,7 +949,9 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
 
 
 # ---------------------------------------------------------------- app factory
-def build_app(core: Core, extra_routes: Optional[Callable[[web.Application], None]] = None) -> web.Application:
+def build_app(
+    core: Core, extra_routes: Optional[Callable[[web.Application], None]] = None
+) -> web.Application:
     app = web.Application(middlewares=[middleware])
     app[CORE_KEY] = core
 

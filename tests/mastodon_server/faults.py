@@ -4,6 +4,7 @@ Why: the bot's resilience (backoff, reconnects, fallbacks to polling) can only
 be tested against a server that misbehaves on demand. Everything here is
 thread-safe so tests can flip switches while requests are in flight.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ class Faults:
         self._forced: list[ForcedStatus] = []
         self._delays: list[tuple[re.Pattern[str], float]] = []
 
-    def force_status(self, path_regex: str, status_code: int, count: int = 1,
-                     retry_after: Optional[float] = None) -> None:
+    def force_status(
+        self, path_regex: str, status_code: int, count: int = 1, retry_after: Optional[float] = None
+    ) -> None:
         """Answer the next `count` requests whose path matches with `status_code`."""
         with self._lock:
             self._forced.append(ForcedStatus(re.compile(path_regex), status_code, count, retry_after))

@@ -2,9 +2,10 @@
 
 Why: every test gets a fresh server on an ephemeral port, stopped afterwards.
 """
+
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,7 +21,9 @@ def mastodon_server() -> Iterator[MastodonServer]:
 @pytest.fixture
 def federated_servers() -> Iterator[tuple[MastodonServer, MastodonServer]]:
     """(home.test, piaille.test); home can resolve statuses from piaille."""
-    with MastodonServer(domain="home.test", heartbeat=0.5) as home, \
-            MastodonServer(domain="piaille.test", heartbeat=0.5) as piaille:
+    with (
+        MastodonServer(domain="home.test", heartbeat=0.5) as home,
+        MastodonServer(domain="piaille.test", heartbeat=0.5) as piaille,
+    ):
         home.known_remote(piaille)
         yield home, piaille

@@ -3,6 +3,7 @@
 Why: the bot parses `content` HTML, so it must see the same markup real
 Mastodon produces for paragraphs, links, hashtags and mentions.
 """
+
 from __future__ import annotations
 
 import html
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
 
 from .state import MENTION_RE, TAG_RE, URL_RE
 
-TOKEN_RE = re.compile(f"(?P<url>{URL_RE.pattern})|(?P<mention>{MENTION_RE.pattern})|(?P<tag>{TAG_RE.pattern})",
-                      re.UNICODE)
+TOKEN_RE = re.compile(
+    f"(?P<url>{URL_RE.pattern})|(?P<mention>{MENTION_RE.pattern})|(?P<tag>{TAG_RE.pattern})", re.UNICODE
+)
 
 
 def _link(url: str) -> str:
@@ -23,17 +25,19 @@ def _link(url: str) -> str:
     prefix, rest = (m.group(1), m.group(2)) if m else ("", url)
     visible, invisible = rest[:30], rest[30:]
     cls = "ellipsis" if invisible else ""
-    return (f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener" translate="no">'
-            f'<span class="invisible">{html.escape(prefix)}</span><span class="{cls}">{html.escape(visible)}</span>'
-            f'<span class="invisible">{html.escape(invisible)}</span></a>')
+    return (
+        f'<a href="{html.escape(url)}" target="_blank" rel="nofollow noopener" translate="no">'
+        f'<span class="invisible">{html.escape(prefix)}</span>'
+        f'<span class="{cls}">{html.escape(visible)}</span>'
+        f'<span class="invisible">{html.escape(invisible)}</span></a>'
+    )
 
 
-def _render_line(line: str, world: "World", mention_ids: list[str], tags: list[str],
-                 urls: list[str]) -> str:
+def _render_line(line: str, world: World, mention_ids: list[str], tags: list[str], urls: list[str]) -> str:
     out: list[str] = []
     pos = 0
     for m in TOKEN_RE.finditer(line):
-        out.append(html.escape(line[pos:m.start()], quote=False))
+        out.append(html.escape(line[pos : m.start()], quote=False))
         pos = m.end()
         token = m.group(0)
         if m.group("url"):
@@ -44,19 +48,23 @@ def _render_line(line: str, world: "World", mention_ids: list[str], tags: list[s
             if acc is None or acc.id not in mention_ids:
                 out.append(html.escape(token, quote=False))
                 continue
-            out.append(f'<span class="h-card" translate="no"><a href="{html.escape(acc.url)}" '
-                       f'class="u-url mention">@<span>{html.escape(acc.username)}</span></a></span>')
+            out.append(
+                f'<span class="h-card" translate="no"><a href="{html.escape(acc.url)}" '
+                f'class="u-url mention">@<span>{html.escape(acc.username)}</span></a></span>'
+            )
         else:
             name = token[1:]
             if name.lower() not in tags:
                 tags.append(name.lower())
-            out.append(f'<a href="{world.base}/tags/{html.escape(name)}" class="mention hashtag" '
-                       f'rel="tag">#<span>{html.escape(name)}</span></a>')
+            out.append(
+                f'<a href="{world.base}/tags/{html.escape(name)}" class="mention hashtag" '
+                f'rel="tag">#<span>{html.escape(name)}</span></a>'
+            )
     out.append(html.escape(line[pos:], quote=False))
     return "".join(out)
 
 
-def render_content(text: str, world: "World", mention_ids: list[str]) -> tuple[str, list[str], Optional[str]]:
+def render_content(text: str, world: World, mention_ids: list[str]) -> tuple[str, list[str], Optional[str]]:
     """Return (content_html, lowercase tag names, first link url for the card)."""
     tags: list[str] = []
     urls: list[str] = []
@@ -73,5 +81,6 @@ def note_html(note: str) -> str:
     if not note:
         return ""
     paragraphs = [p for p in re.split(r"\n\s*\n", note.strip()) if p.strip()]
-    return "".join("<p>" + "<br />".join(html.escape(x, quote=False) for x in p.split("\n")) + "</p>"
-                   for p in paragraphs)
+    return "".join(
+        "<p>" + "<br />".join(html.escape(x, quote=False) for x in p.split("\n")) + "</p>" for p in paragraphs
+    )

@@ -5,10 +5,10 @@ aiohttp app gets its own thread and event loop; the Python control API below
 manipulates the same `World` the HTTP handlers use, so streams and
 notifications fire exactly as for API calls.
 """
+
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import socket
 import threading
@@ -25,15 +25,24 @@ from .state import Account, Event, Status, World
 class MastodonServer:
     """A real HTTP+SSE+WebSocket Mastodon API on 127.0.0.1 whose state tests own."""
 
-    def __init__(self, port: int = 0, domain: Optional[str] = None, max_characters: int = 500,
-                 rate_limit: int = 300, rate_limit_period: float = 300.0, heartbeat: float = 15.0,
-                 oauth_metadata: bool = False) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        domain: Optional[str] = None,
+        max_characters: int = 500,
+        rate_limit: int = 300,
+        rate_limit_period: float = 300.0,
+        heartbeat: float = 15.0,
+        oauth_metadata: bool = False,
+    ) -> None:
         self._requested_port = port
         self._domain = domain
         self.port = 0
         self._init_domain = domain
         self.core: Optional[Core] = None
-        self._settings = dict(max_characters=max_characters, heartbeat=heartbeat, oauth_metadata=oauth_metadata)
+        self._settings = dict(
+            max_characters=max_characters, heartbeat=heartbeat, oauth_metadata=oauth_metadata
+        )
         self._rate = (rate_limit, rate_limit_period)
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -42,14 +51,16 @@ class MastodonServer:
         self._startup_error: Optional[BaseException] = None
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> "MastodonServer":
+    def start(self) -> MastodonServer:
         """Start (or restart on the same port, keeping all state)."""
         if self._thread is not None:
             return self
         if self.port == 0:
             self.port = self._requested_port or _free_port()
         if self.core is None:
-            world = World(self._domain or f"127.0.0.1:{self.port}", scheme="https" if self._domain else "http")
+            world = World(
+                self._domain or f"127.0.0.1:{self.port}", scheme="https" if self._domain else "http"
+            )
             self.core = Core(world, **self._settings)  # type: ignore[arg-type]
             self.core.limiter.limit, self.core.limiter.period = self._rate
         self.core.http_base = self.base_url
@@ -70,8 +81,12 @@ class MastodonServer:
         assert self.core is not None
         self.core.hub.loop = loop
         try:
-            self._runner = web.AppRunner(build_app(self.core, self._test_routes), handle_signals=False,
-                                         access_log=None, shutdown_timeout=0.5)
+            self._runner = web.AppRunner(
+                build_app(self.core, self._test_routes),
+                handle_signals=False,
+                access_log=None,
+                shutdown_timeout=0.5,
+            )
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
             loop.run_until_complete(site.start())
@@ -98,7 +113,7 @@ class MastodonServer:
         self._thread = None
         self._loop = None
 
-    def __enter__(self) -> "MastodonServer":
+    def __enter__(self) -> MastodonServer:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -123,8 +138,9 @@ class MastodonServer:
         return self.core.faults
 
     # ------------------------------------------------------------ control API
-    def create_account(self, username: str, note: str = "", bot: bool = False,
-                       display_name: str = "") -> tuple[str, str]:
+    def create_account(
+        self, username: str, note: str = "", bot: bool = False, display_name: str = ""
+    ) -> tuple[str, str]:
         """Create a local account and a user token for it; returns (account_id, token)."""
         acc = self.world.create_account(username, note=note, bot=bot, display_name=display_name)
         return acc.id, self.world.issue_token(acc.id).token
@@ -145,14 +161,27 @@ class MastodonServer:
     def unfollow(self, follower: str, followed: str) -> None:
         self.world.unfollow(self._aid(follower), self._aid(followed))
 
-    def post(self, username: str, text: str, visibility: str = "public", in_reply_to_id: Optional[str] = None,
-             spoiler_text: str = "", idempotency_key: Optional[str] = None) -> dict[str, Any]:
+    def post(
+        self,
+        username: str,
+        text: str,
+        visibility: str = "public",
+        in_reply_to_id: Optional[str] = None,
+        spoiler_text: str = "",
+        idempotency_key: Optional[str] = None,
+    ) -> dict[str, Any]:
         """Post as `username` through the API code path; returns the Status JSON."""
         assert self.core is not None
         aid = self._aid(username)
-        st = self.world.post(aid, text, visibility=visibility, in_reply_to_id=in_reply_to_id,
-                             spoiler_text=spoiler_text, idempotency_key=idempotency_key,
-                             max_characters=self.core.max_characters)
+        st = self.world.post(
+            aid,
+            text,
+            visibility=visibility,
+            in_reply_to_id=in_reply_to_id,
+            spoiler_text=spoiler_text,
+            idempotency_key=idempotency_key,
+            max_characters=self.core.max_characters,
+        )
         return self.status_json(st.id, viewer=aid)
 
     def delete(self, status_id: str) -> None:
@@ -195,8 +224,9 @@ class MastodonServer:
     def notifications(self, username: str) -> list[dict[str, Any]]:
         aid = self._aid(username)
         with self.world.lock:
-            items = sorted((n for n in self.world.notifications.values() if n.account_id == aid),
-                           key=lambda n: int(n.id))
+            items = sorted(
+                (n for n in self.world.notifications.values() if n.account_id == aid), key=lambda n: int(n.id)
+            )
             return [entities.notification(self.world, n) for n in items]
 
     @property
@@ -205,11 +235,16 @@ class MastodonServer:
         with self.core.log_lock:
             return list(self.core.requests_log)
 
-    def requests(self, method: Optional[str] = None, path_regex: Optional[str] = None,
-                 status: Optional[int] = None) -> list[dict[str, Any]]:
-        return [r for r in self.requests_log if (method is None or r["method"] == method)
-                and (path_regex is None or re.search(path_regex, r["path"]))
-                and (status is None or r["status"] == status)]
+    def requests(
+        self, method: Optional[str] = None, path_regex: Optional[str] = None, status: Optional[int] = None
+    ) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.requests_log
+            if (method is None or r["method"] == method)
+            and (path_regex is None or re.search(path_regex, r["path"]))
+            and (status is None or r["status"] == status)
+        ]
 
     # faults ----------------------------------------------------------------
     @property
@@ -246,8 +281,9 @@ class MastodonServer:
             self.core.limiter.period = period
         self.core.limiter.reset()
 
-    def force_status(self, path_regex: str, status_code: int, count: int = 1,
-                     retry_after: Optional[float] = None) -> None:
+    def force_status(
+        self, path_regex: str, status_code: int, count: int = 1, retry_after: Optional[float] = None
+    ) -> None:
         self.faults.force_status(path_regex, status_code, count, retry_after)
 
     def delay(self, path_regex: str, seconds: float) -> None:
@@ -268,7 +304,7 @@ class MastodonServer:
         return self.core.hub.total_opened
 
     # federation ----------------------------------------------------------------
-    def known_remote(self, other: "MastodonServer", auto_federate: bool = False) -> None:
+    def known_remote(self, other: MastodonServer, auto_federate: bool = False) -> None:
         """Let search(resolve=True) fetch from `other`; optionally mirror its public posts live."""
         assert self.core is not None and other.core is not None
         self.core.remotes[other.domain] = other.core
@@ -307,8 +343,12 @@ class MastodonServer:
             for t in self.world.tokens.values():
                 if t.account_id:
                     tokens.setdefault(self.world.accounts[t.account_id].acct, t.token)
-            return {"base_url": self.base_url, "domain": self.domain,
-                    "accounts": {a.acct: a.id for a in self.world.accounts.values()}, "tokens": tokens}
+            return {
+                "base_url": self.base_url,
+                "domain": self.domain,
+                "accounts": {a.acct: a.id for a in self.world.accounts.values()},
+                "tokens": tokens,
+            }
 
     # HTTP control API (/_test/...) for out-of-process users such as `make demo` --------
     def _test_routes(self, app: web.Application) -> None:
@@ -322,8 +362,14 @@ class MastodonServer:
 
         async def post(request: web.Request) -> web.Response:
             b = await body(request)
-            return jres(self.post(b["username"], b["text"], visibility=b.get("visibility", "public"),
-                                  in_reply_to_id=b.get("in_reply_to_id")))
+            return jres(
+                self.post(
+                    b["username"],
+                    b["text"],
+                    visibility=b.get("visibility", "public"),
+                    in_reply_to_id=b.get("in_reply_to_id"),
+                )
+            )
 
         async def follow(request: web.Request) -> web.Response:
             b = await body(request)
@@ -382,4 +428,4 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-__all__ = ["MastodonServer", "json"]
+__all__ = ["MastodonServer"]

@@ -6,15 +6,17 @@ under one lock, and every change is announced to listeners (the streaming
 hub, federation links) so the HTTP API and the Python control API share one
 code path.
 """
+
 from __future__ import annotations
 
 import re
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 IDEMPOTENCY_TTL = 3600.0
 MENTION_RE = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([A-Za-z0-9_.\-:]+[A-Za-z0-9]))?")
@@ -165,16 +167,30 @@ class World:
                 pass
 
     # ---- accounts & auth --------------------------------------------------
-    def create_account(self, username: str, note: str = "", bot: bool = False, display_name: str = "",
-                       domain: Optional[str] = None, url: str = "", uri: str = "") -> Account:
+    def create_account(
+        self,
+        username: str,
+        note: str = "",
+        bot: bool = False,
+        display_name: str = "",
+        domain: Optional[str] = None,
+        url: str = "",
+        uri: str = "",
+    ) -> Account:
         with self.lock:
             if self.find_account(username if domain is None else f"{username}@{domain}"):
                 raise ApiError(422, "Validation failed: Username has already been taken")
             aid = self.next_id()
-            acc = Account(id=aid, username=username, domain=domain, note=note, bot=bot,
-                          display_name=display_name or username,
-                          url=url or f"{self.base}/@{username}",
-                          uri=uri or f"{self.base}/users/{username}")
+            acc = Account(
+                id=aid,
+                username=username,
+                domain=domain,
+                note=note,
+                bot=bot,
+                display_name=display_name or username,
+                url=url or f"{self.base}/@{username}",
+                uri=uri or f"{self.base}/users/{username}",
+            )
             self.accounts[aid] = acc
             return acc
 
@@ -194,17 +210,29 @@ class World:
             raise ApiError(404, "Record not found")
         return acc
 
-    def issue_token(self, account_id: Optional[str], app_id: Optional[str] = None,
-                    scopes: Optional[list[str]] = None) -> Token:
+    def issue_token(
+        self, account_id: Optional[str], app_id: Optional[str] = None, scopes: Optional[list[str]] = None
+    ) -> Token:
         with self.lock:
-            tok = Token(secrets.token_urlsafe(32), account_id, app_id, scopes or ["read", "write", "follow", "push"])
+            tok = Token(
+                secrets.token_urlsafe(32), account_id, app_id, scopes or ["read", "write", "follow", "push"]
+            )
             self.tokens[tok.token] = tok
             return tok
 
-    def create_app(self, name: str, redirect_uris: list[str], scopes: list[str], website: Optional[str]) -> App:
+    def create_app(
+        self, name: str, redirect_uris: list[str], scopes: list[str], website: Optional[str]
+    ) -> App:
         with self.lock:
-            app = App(self.next_small_id(), name, website, redirect_uris, scopes,
-                      secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+            app = App(
+                self.next_small_id(),
+                name,
+                website,
+                redirect_uris,
+                scopes,
+                secrets.token_urlsafe(32),
+                secrets.token_urlsafe(32),
+            )
             self.apps[app.client_id] = app
             return app
 
@@ -238,10 +266,19 @@ class World:
             raise ApiError(404, "Record not found")
         return st
 
-    def post(self, account_id: str, text: str, visibility: str = "public", in_reply_to_id: Optional[str] = None,
-             spoiler_text: str = "", sensitive: bool = False, language: Optional[str] = "en",
-             idempotency_key: Optional[str] = None, max_characters: Optional[int] = None,
-             application: Optional[dict[str, Any]] = None) -> Status:
+    def post(
+        self,
+        account_id: str,
+        text: str,
+        visibility: str = "public",
+        in_reply_to_id: Optional[str] = None,
+        spoiler_text: str = "",
+        sensitive: bool = False,
+        language: Optional[str] = "en",
+        idempotency_key: Optional[str] = None,
+        max_characters: Optional[int] = None,
+        application: Optional[dict[str, Any]] = None,
+    ) -> Status:
         """Create a status exactly as `POST /api/v1/statuses` does (notifications + stream events)."""
         from .render_text import render_content  # local import keeps modules acyclic
 
@@ -268,13 +305,25 @@ class World:
                 mentions.insert(0, parent.account_id)  # Mastodon auto-mentions the replied-to author
             content, tags, first_url = render_content(text, self, mentions)
             sid = self.next_id()
-            st = Status(id=sid, account_id=account_id, text=text, content=content, visibility=visibility,
-                        created_at=now_utc(), uri=f"{self.base}/users/{acc.username}/statuses/{sid}",
-                        url=f"{self.base}/@{acc.username}/{sid}", spoiler_text=spoiler_text,
-                        sensitive=sensitive or bool(spoiler_text), language=language,
-                        in_reply_to_id=parent.id if parent else None,
-                        in_reply_to_account_id=parent.account_id if parent else None,
-                        mention_ids=mentions, tags=tags, card_url=first_url, application=application)
+            st = Status(
+                id=sid,
+                account_id=account_id,
+                text=text,
+                content=content,
+                visibility=visibility,
+                created_at=now_utc(),
+                uri=f"{self.base}/users/{acc.username}/statuses/{sid}",
+                url=f"{self.base}/@{acc.username}/{sid}",
+                spoiler_text=spoiler_text,
+                sensitive=sensitive or bool(spoiler_text),
+                language=language,
+                in_reply_to_id=parent.id if parent else None,
+                in_reply_to_account_id=parent.account_id if parent else None,
+                mention_ids=mentions,
+                tags=tags,
+                card_url=first_url,
+                application=application,
+            )
             self.statuses[sid] = st
             acc.last_status_at = st.created_at
             if idempotency_key:
@@ -285,7 +334,7 @@ class World:
             self.emit(Event("notification", notification=n))
         return st
 
-    def import_remote(self, origin: Status, origin_world: "World") -> Status:
+    def import_remote(self, origin: Status, origin_world: World) -> Status:
         """Make a local copy of a status from another server (new id, same uri/url)."""
         with self.lock:
             for st in self.statuses.values():
@@ -294,24 +343,42 @@ class World:
             o_acc = origin_world.accounts[origin.account_id]
             acc = self.remote_account(o_acc, origin_world)
             sid = self.next_id()
-            st = Status(id=sid, account_id=acc.id, text=origin.text, content=origin.content,
-                        visibility=origin.visibility, created_at=origin.created_at, uri=origin.uri,
-                        url=origin.url, spoiler_text=origin.spoiler_text, sensitive=origin.sensitive,
-                        language=origin.language, tags=list(origin.tags), card_url=origin.card_url,
-                        local=False, edited_at=origin.edited_at)
+            st = Status(
+                id=sid,
+                account_id=acc.id,
+                text=origin.text,
+                content=origin.content,
+                visibility=origin.visibility,
+                created_at=origin.created_at,
+                uri=origin.uri,
+                url=origin.url,
+                spoiler_text=origin.spoiler_text,
+                sensitive=origin.sensitive,
+                language=origin.language,
+                tags=list(origin.tags),
+                card_url=origin.card_url,
+                local=False,
+                edited_at=origin.edited_at,
+            )
             self.statuses[sid] = st
         self.emit(Event("update", status=st))
         return st
 
-    def remote_account(self, o_acc: Account, origin_world: "World") -> Account:
+    def remote_account(self, o_acc: Account, origin_world: World) -> Account:
         with self.lock:
             domain = o_acc.domain or origin_world.domain
             existing = self.find_account(f"{o_acc.username}@{domain}")
             if existing:
                 return existing
-            return self.create_account(o_acc.username, note=o_acc.note, bot=o_acc.bot,
-                                       display_name=o_acc.display_name, domain=domain,
-                                       url=o_acc.url, uri=o_acc.uri)
+            return self.create_account(
+                o_acc.username,
+                note=o_acc.note,
+                bot=o_acc.bot,
+                display_name=o_acc.display_name,
+                domain=domain,
+                url=o_acc.url,
+                uri=o_acc.uri,
+            )
 
     def edit(self, account_id: str, status_id: str, text: str, spoiler_text: Optional[str] = None) -> Status:
         from .render_text import render_content
@@ -362,10 +429,18 @@ class World:
                 return self.statuses[self.reblogs[key]]
             acc = self.account(account_id)
             rid = self.next_id()
-            st = Status(id=rid, account_id=account_id, text="", content="", visibility="public",
-                        created_at=now_utc(), uri=f"{self.base}/users/{acc.username}/statuses/{rid}/activity",
-                        url=f"{self.base}/users/{acc.username}/statuses/{rid}/activity",
-                        reblog_of_id=orig.id, language=None)
+            st = Status(
+                id=rid,
+                account_id=account_id,
+                text="",
+                content="",
+                visibility="public",
+                created_at=now_utc(),
+                uri=f"{self.base}/users/{acc.username}/statuses/{rid}/activity",
+                url=f"{self.base}/users/{acc.username}/statuses/{rid}/activity",
+                reblog_of_id=orig.id,
+                language=None,
+            )
             self.statuses[rid] = st
             self.reblogs[key] = rid
             n = self._notify("reblog", orig.account_id, account_id, orig.id)
@@ -409,7 +484,9 @@ class World:
                 out.append(acc.id)
         return out
 
-    def _notify(self, kind: str, recipient: str, sender: str, status_id: Optional[str]) -> Optional[Notification]:
+    def _notify(
+        self, kind: str, recipient: str, sender: str, status_id: Optional[str]
+    ) -> Optional[Notification]:
         if recipient == sender:
             return None
         rec = self.accounts.get(recipient)

@@ -5,6 +5,7 @@ thread (tests call `server.post` directly), so events are handed to the
 server's event loop with `call_soon_threadsafe` and rendered per connection
 (per viewer), exactly once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,7 @@ class Connection:
     viewer: Optional[str]
     transport: str  # "sse" or "ws"
     subs: dict[str, list[str]] = field(default_factory=dict)
-    queue: "asyncio.Queue[Any]" = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     dropped: bool = False
 
 

@@ -6,6 +6,7 @@ Usage (needs PyYAML, not a test dependency):
     pip download --no-deps --no-binary :all: Mastodon.py -d /tmp/mpy && tar xzf ...
     python build_reference.py /tmp/mpy/mastodon_py-X.Y.Z/tests/cassettes
 """
+
 from __future__ import annotations
 
 import glob
@@ -30,9 +31,16 @@ def _load(cassette_dir: str) -> list[dict[str, Any]]:
                 parsed = json.loads(body)
             except (ValueError, TypeError):
                 parsed = body
-            out.append({"file": os.path.basename(path), "method": it["request"]["method"],
-                        "uri": it["request"]["uri"], "status": it["response"]["status"]["code"],
-                        "body": parsed, "headers": it["response"].get("headers", {})})
+            out.append(
+                {
+                    "file": os.path.basename(path),
+                    "method": it["request"]["method"],
+                    "uri": it["request"]["uri"],
+                    "status": it["response"]["status"]["code"],
+                    "body": parsed,
+                    "headers": it["response"].get("headers", {}),
+                }
+            )
     return out
 
 
@@ -59,16 +67,23 @@ def main(cassette_dir: str) -> None:
     status = tag_tl["body"][0]
     mention_status = first("POST", "/api/v1/statuses", pred=lambda b: is_obj(b) and b.get("mentions"))["body"]
     card_status = first("GET", "/api/v1/statuses/", pred=lambda b: is_obj(b) and b.get("card"))["body"]
-    notif = next(n for x in rec if x["method"] == "GET" and "/api/v1/notifications" in x["uri"]
-                 and isinstance(x["body"], list) for n in x["body"] if isinstance(n, dict) and n.get("type") == "mention")
+    notif = next(
+        n
+        for x in rec
+        if x["method"] == "GET" and "/api/v1/notifications" in x["uri"] and isinstance(x["body"], list)
+        for n in x["body"]
+        if isinstance(n, dict) and n.get("type") == "mention"
+    )
     notif = dict(notif)
     notif["status"] = dict(notif["status"])
     search = first("GET", "/api/v2/search", pred=lambda b: is_obj(b) and b.get("accounts"))["body"]
     search = {"accounts": search["accounts"][:1], "statuses": [], "hashtags": search.get("hashtags", [])[:1]}
     ref = {
-        "_origin": ("Recorded from a real Mastodon server (4.7.x) by the Mastodon.py project; extracted from "
-                    "the Mastodon.py sdist tests/cassettes/*.yaml (Mastodon.py is MIT licensed, "
-                    "(c) Lorenz Diener and contributors). Trimmed to one example per entity type."),
+        "_origin": (
+            "Recorded from a real Mastodon server (4.7.x) by the Mastodon.py project; extracted from "
+            "the Mastodon.py sdist tests/cassettes/*.yaml (Mastodon.py is MIT licensed, "
+            "(c) Lorenz Diener and contributors). Trimmed to one example per entity type."
+        ),
         "status": status,
         "account": status["account"],
         "tag": status["tags"][0],
@@ -84,8 +99,14 @@ def main(cassette_dir: str) -> None:
         "application": first("POST", "/api/v1/apps")["body"],
         "token": first("POST", "/oauth/token")["body"],
         "media_attachment": first("POST", "/api/v2/media")["body"],
-        "instance_v1": trim_instance(first("GET", "localhost:3000/api/v1/instance/", pred=lambda b: is_obj(b) and "stats" in b)["body"]),
-        "instance_v2": trim_instance(first("GET", "localhost:3000/api/v2/instance/", pred=lambda b: is_obj(b) and "api_versions" in b)["body"]),
+        "instance_v1": trim_instance(
+            first("GET", "localhost:3000/api/v1/instance/", pred=lambda b: is_obj(b) and "stats" in b)["body"]
+        ),
+        "instance_v2": trim_instance(
+            first("GET", "localhost:3000/api/v2/instance/", pred=lambda b: is_obj(b) and "api_versions" in b)[
+                "body"
+            ]
+        ),
         "nodeinfo_wellknown": first("GET", "/.well-known/nodeinfo")["body"],
         "nodeinfo": first("GET", "/nodeinfo/2.0")["body"],
         "streaming_health": first("GET", "/api/v1/streaming/health")["body"],
@@ -93,9 +114,11 @@ def main(cassette_dir: str) -> None:
         "error_404_status": first("GET", "/api/v1/statuses/0", 404)["body"],
         "error_404_lookup": first("GET", "/api/v1/accounts/lookup", 404)["body"],
         "error_422": first("POST", "/api/v1/statuses", 422)["body"],
-        "headers_tag_timeline": {k: v for k, v in tag_tl["headers"].items()
-                                 if k.lower() in ("link", "x-ratelimit-limit", "x-ratelimit-remaining",
-                                                  "x-ratelimit-reset")},
+        "headers_tag_timeline": {
+            k: v
+            for k, v in tag_tl["headers"].items()
+            if k.lower() in ("link", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset")
+        },
     }
     target = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reference_entities.json")
     with open(target, "w", encoding="utf-8") as fh:
