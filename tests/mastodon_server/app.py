@@ -361,7 +361,8 @@ async def authorize(request: web.Request) -> web.StreamResponse:
     if redirect_uri == "urn:ietf:wg:oauth:2.0:oob":
         page = (
             '<html><body><div class="oauth-prompt"><h3 class="title">Copy this authorization code '
-            f'and paste it to the application.</h3><input class="oauth-code" readonly type="text" value="{code}">'
+            "and paste it to the application.</h3>"
+            f'<input class="oauth-code" readonly type="text" value="{code}">'
             f"</div></body></html>"
         )
         return web.Response(text=page, content_type="text/html")
