@@ -187,11 +187,15 @@ def included(row: dict[str, Any]) -> bool:
 def group_entries(rows: list[dict[str, Any]], order: list[str], tz: Any) -> list[Entry]:
     """One entry per normalised link; posts without a (safe) link stay alone. Ordered by date."""
     groups: dict[str, list[dict[str, Any]]] = {}
+    links: dict[str, str] = {}
     for r in rows:
         link = normalize_url(r["link"]) if r["link"] else None
-        key = link or f"post:{r['network']}:{r['uri']}"
+        # http:// and https:// of one page are one entry, shown with https if anyone used it.
+        key = link.split("://", 1)[1] if link else f"post:{r['network']}:{r['uri']}"
+        if link and (key not in links or link.startswith("https:")):
+            links[key] = link
         groups.setdefault(key, []).append(r)
-    entries = [_entry(key, rs, order, tz) for key, rs in groups.items()]
+    entries = [_entry(links.get(key, key), rs, order, tz) for key, rs in groups.items()]
     return sorted(entries, key=lambda e: (e.date, e.key))
 
 
@@ -202,7 +206,7 @@ def _entry(key: str, rows: list[dict[str, Any]], order: list[str], tz: Any) -> E
     title = next((plain_text(r["link_title"]) for r in rows if plain_text(r["link_title"])), "")
     first_text = next((t for t in texts if without_urls(t)), "")
     if not title:
-        title = first_words(without_urls(first_text)) or (link or "")
+        title = first_words(without_urls(first_text)) or link or safe_url(rows[0]["url"]) or "…"
     sharers: list[Sharer] = []
     seen: set[tuple[str, str]] = set()
     for r in rows:
@@ -239,7 +243,12 @@ def plain_text(value: str | None) -> str:
     text = html.unescape(cleaned)
     # A second pass: decoding may have revealed tags that were written as entities.
     text = html.unescape(nh3.clean(text, tags=set())) if "<" in text else text
+    # Defuse script pseudo-URLs written as text, in case a reader or a mail client linkifies them.
+    text = _SCRIPT_SCHEME.sub(lambda mt: mt.group(1) + " :", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+_SCRIPT_SCHEME = re.compile(r"\b(javascript|vbscript|livescript)\s*:", re.IGNORECASE)
 
 
 _URL_RE = re.compile(r"\b(?:https?://|www\.)\S+", re.IGNORECASE)

@@ -60,7 +60,9 @@ class Period:
         return out[::-1]
 
     def contains(self, t: datetime) -> bool:
-        return self.start <= t < self.end
+        # In UTC: aware datetimes sharing one tzinfo compare by wall clock, not by instant.
+        start, end = self.utc()
+        return start <= t.astimezone(timezone.utc) < end
 
     def utc(self) -> tuple[datetime, datetime]:
         return self.start.astimezone(timezone.utc), self.end.astimezone(timezone.utc)

@@ -106,30 +106,30 @@ def thread_texts(digest: Digest, network: str, limit: int | None = None) -> list
     counts = " · ".join(f"{s.label} {s.count}" for s in digest.sections if s.count)
     if counts:
         intro.append(counts)
-    if url:
-        intro.append(url)
-    posts = [truncate("\n".join(intro), limit, network)]
+    # The link to the page survives truncation: the counts are cut first.
+    room = limit - (length("\n" + url, network) if url else 0)
+    posts = [truncate("\n".join(intro), room, network) + (f"\n{url}" if url else "")]
     blocks: list[str] = []
     for s in digest.sections:
         if not s.count or s.key == UNCLASSIFIED:
             continue
-        blocks.append("\n" + tw["heading"].format(label=s.label, count=s.count))
-        for e in s.entries[:PER_SECTION]:
+        heading = tw["heading"].format(label=s.label, count=s.count)
+        for i, e in enumerate(s.entries[:PER_SECTION]):
             line = f"• {e.title}"
             link = e.url or ""
             # A link only when it fits: on Bluesky a long URL would eat the whole post.
             if link and length(f"{line}\n{link}", network) <= limit // 2:
                 line = f"{line}\n{link}"
-            blocks.append(truncate(line, limit, network))
+            # The heading travels with the first entry, never alone at the end of a post.
+            blocks.append(truncate(f"{heading}\n{line}" if i == 0 else line, limit, network))
         if s.count > PER_SECTION:
             blocks.append(tw["more"].format(n=s.count - PER_SECTION))
     if url and blocks:
         blocks.append(tw["all"].format(url=url))
     if not digest.total:
         blocks.append(w["nothing"])
-    body = split_thread([b.lstrip("\n") if i == 0 else b for i, b in enumerate(blocks)], limit, network,
-                        max_posts=MAX_POSTS - 1, tail=tw["all"].format(url=url) if url else "")
-    # Headings open a post of their own whenever possible: drop blank lines at a post's start.
+    body = split_thread(blocks, limit, network, max_posts=MAX_POSTS - 1,
+                        tail=tw["all"].format(url=url) if url else "")
     return posts + [p.strip("\n") for p in body if p.strip()]
 
 

@@ -129,7 +129,7 @@ def chart(digest: Digest) -> dict[str, Any]:
     keys = [k for k in digest.labels if k != UNCLASSIFIED]
     if any(p.counts.get(UNCLASSIFIED) for p in digest.series):
         keys.append(UNCLASSIFIED)
-    width, height, left, top, bottom = 640, 260, 36, 24, 34
+    width, height, left, top, bottom = 680, 260, 36, 24, 34
     plot_h = height - top - bottom
     n = len(digest.series)
     slot = (width - left - 8) / max(n, 1)
