@@ -78,7 +78,8 @@ def _date(value: str | None, option: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"{option}: expected a date like 2026-11-23 or 2026-11-23T09:00, got {value!r}", 2) from None
+        raise _fail(f"{option}: expected a date like 2026-11-23 or 2026-11-23T09:00, got {value!r}",
+                    2) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
@@ -127,7 +128,8 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
     def secret(v: str) -> str:
         return "*** (set)" if v else "(missing)"
     rows = [("hashtag", "#" + c.hashtag), ("language", c.language), ("database", str(c.database))]
-    rows += [("mastodon.enabled", str(c.mastodon.enabled)), ("mastodon.api_base_url", c.mastodon.api_base_url),
+    rows += [("mastodon.enabled", str(c.mastodon.enabled)),
+             ("mastodon.api_base_url", c.mastodon.api_base_url),
              ("mastodon.access_token", secret(c.mastodon.access_token)),
              ("mastodon.discovery_instances", ", ".join(c.mastodon.discovery_instances))]
     rows += [("bluesky.enabled", str(c.bluesky.enabled)), ("bluesky.service", c.bluesky.service),
@@ -227,6 +229,57 @@ def forget(author: Annotated[str, typer.Argument(help="Handle (alice@example.org
         _console().print(f"Erased {count} items of {author}.", highlight=False)
 
     _guarded(body)
+
+
+@app.command()
+def status(config: ConfigOpt = None,
+           max_silence: Annotated[float, typer.Option(
+               help="Seconds without a heartbeat or with failures before a source counts as down")] = 300,
+           json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+           ) -> None:
+    """Health of the running bot, per source. Exits 1 when a source is silent or failing for
+    longer than --max-silence (usable as a health check)."""
+    from bot.health import assess
+
+    def body() -> None:
+        report = assess(_store(_load(config)).health(), max_silence)
+        if json_output:
+            import json
+
+            print(json.dumps(report, indent=2))
+        else:
+            _print_status(report)
+        if not report["healthy"]:
+            raise typer.Exit(1)
+
+    _guarded(body)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="numpolville — sources")
+    for col in ("network", "source", "mode", "state", "last event", "heartbeat", "reconnects", "problem"):
+        table.add_column(col)
+    for s in report["sources"]:
+        style = "" if s["ok"] else "red"
+        table.add_row(s["network"], s["name"], s["mode"] or "", s["state"], s["last_event_ago"],
+                      s["heartbeat_ago"], str(s["reconnects"]), s["problem"], style=style)
+    console = _console()
+    console.print(table)
+    console.print(f"{report['items']} items, {report['waiting']} waiting for an answer, "
+                  f"{report['pending_intents']} pending actions, {report['failed_intents']} given up. "
+                  + ("[green]healthy[/]" if report["healthy"] else f"[red]unhealthy: {report['problem']}[/]"))
+
+
+@app.command("systemd-unit")
+def systemd_unit(workdir: Annotated[Path, typer.Option(help="Folder holding config/, data/ and .env")] = Path("."),
+                 user: Annotated[str, typer.Option(help="System user running the bot")] = "numpolville",
+                 ) -> None:
+    """Print a hardened systemd unit for `numpolville run` (Type=notify, watchdog)."""
+    from bot.systemd import unit
+
+    print(unit(workdir.resolve(), user), end="")
 
 
 def main() -> None:

@@ -15,7 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from bot.adapter import Adapter, PermanentError, Source
+from bot import systemd
+from bot.adapter import Adapter, Emit, PermanentError, Source
 from bot.config import Config
 from bot.curator import Curator, describe
 from bot.model import Event, PromptTimedOut
@@ -23,6 +24,7 @@ from bot.store import Intent, Store
 
 log = logging.getLogger("numpolville.runtime")
 TICK = 30.0
+EVENT_MARK_INTERVAL = 1.0  # seconds between two "last event" writes for one source
 
 
 class Runtime:
@@ -32,28 +34,62 @@ class Runtime:
         self.stop = threading.Event()
         self.queues: dict[str, queue.Queue[Intent | None]] = {a.network: queue.Queue() for a in adapters}
         self.threads: list[threading.Thread] = []
+        self.sources: list[tuple[str, Source]] = []
         self._queued: set[str] = set()  # intents queued or in flight, never queued twice
         self._queued_lock = threading.Lock()
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Connect every network (a refused login stops the bot; an unreachable server is
+        retried in the background), then start its sources and its effect worker."""
+        pending = []
         for adapter in self.adapters:
-            self.curator.bot_ids |= adapter.connect()
-        for adapter in self.adapters:
-            self._spawn(f"effects-{adapter.network}", lambda a=adapter: self._effects(a))
-            for source in adapter.sources():
-                self._spawn(f"{adapter.network}-{source.name}",
-                            lambda a=adapter, s=source: self._supervise(a, s))
+            try:
+                self._connected(adapter, adapter.connect())
+            except PermanentError:
+                raise
+            except Exception as e:  # noqa: BLE001 - the server may come back: keep trying
+                log.warning("%s: cannot connect yet (%s); retrying in the background", adapter.network, e)
+                pending.append(adapter)
+        for adapter in pending:
+            self._spawn(f"connect-{adapter.network}", lambda a=adapter: self._connect_later(a))
         self._spawn("timer", self._timer)
+        systemd.notify("READY=1")
+
+    def _connected(self, adapter: Adapter, bot_ids: frozenset[str]) -> None:
+        self.curator.bot_ids |= bot_ids
+        self._spawn(f"effects-{adapter.network}", lambda: self._effects(adapter))
+        for source in adapter.sources():
+            self.sources.append((adapter.network, source))
+            self._spawn(f"{adapter.network}-{source.name}", lambda s=source: self._supervise(adapter, s))
+
+    def _connect_later(self, adapter: Adapter) -> None:
+        for attempt in range(1, 10_000):
+            if self.stop.wait(min(300.0, 2.0 ** attempt) * random.uniform(0.5, 1.0)):
+                return
+            try:
+                bot_ids = adapter.connect()
+            except PermanentError as e:
+                log.error("%s: %s; stopping", adapter.network, e)
+                self.stop.set()
+                return
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: still cannot connect (%s)", adapter.network, e)
+            else:
+                self._connected(adapter, bot_ids)
+                return
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, then stop within a few seconds."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
         self.start()
-        while not self.stop.wait(0.5):
-            pass
+        watchdog = systemd.watchdog_interval()
+        while not self.stop.wait(watchdog or 0.5):
+            if watchdog and all(t.is_alive() for t in self.threads):
+                systemd.notify("WATCHDOG=1")
+        systemd.notify("STOPPING=1")
         self.shutdown()
 
     def shutdown(self, timeout: float = 4.0) -> None:
@@ -86,20 +122,36 @@ class Runtime:
         self.queues[intent.network].put(intent)
 
     def _supervise(self, adapter: Adapter, source: Source) -> None:
-        failures = 0
+        failures, network = 0, adapter.network
         while not self.stop.is_set():
             started = time.monotonic()
+            self.store.source_started(network, source.name, source.mode, restart=failures > 0)
             try:
-                log.info("%s %s: listening (%s)", adapter.network, source.name, source.mode)
-                source.run(self.emit, self.stop)
+                log.info("%s %s: listening (%s)", network, source.name, source.mode)
+                source.run(self._emitter(network, source), self.stop)
             except Exception as e:  # noqa: BLE001 - a source must never take the bot down
-                log.warning("%s %s failed: %s", adapter.network, source.name, e)
+                log.warning("%s %s failed: %s", network, source.name, e)
+                self.store.source_failed(network, source.name, str(e))
             if self.stop.is_set():
+                self.store.source_stopped(network, source.name)
                 return
-            failures = 0 if time.monotonic() - started > 60 else failures + 1
-            delay = min(300.0, 2 ** min(failures, 8)) * random.uniform(0.5, 1.0)
+            failures = 1 if time.monotonic() - started > 60 else failures + 1
+            delay = min(300.0, 2 ** min(failures - 1, 8)) * random.uniform(0.5, 1.0)
             log.info("%s %s: restarting in %.1f s", adapter.network, source.name, delay)
             self.stop.wait(delay)
+
+    def _emitter(self, network: str, source: Source) -> Emit:
+        """`emit` for one source, noting when it last delivered an event (for `status`)."""
+        last = 0.0
+
+        def emit(event: Event) -> None:
+            nonlocal last
+            if time.monotonic() - last > EVENT_MARK_INTERVAL:
+                last = time.monotonic()
+                self.store.source_alive(network, source.name, source.mode, event=True)
+            self.emit(event)
+
+        return emit
 
     # ---- effects out ----------------------------------------------------------------------------
 
@@ -131,6 +183,8 @@ class Runtime:
     def _timer(self) -> None:
         """Expire unanswered prompts and re-queue effects that failed for a transient reason."""
         while not self.stop.wait(TICK):
+            for network, source in self.sources:
+                self.store.source_alive(network, source.name, source.mode)
             for network, uri in self.store.prompts_older_than(self.config.policy.prompt_timeout_hours):
                 self.emit(PromptTimedOut(network, uri))  # type: ignore[arg-type]
             for adapter in self.adapters:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -62,6 +63,14 @@ SCHEMA: list[str] = [
         published_at TEXT, PRIMARY KEY (period, network)
     );
     """,
+    # 2: health of each source, for `numpolville status`
+    """
+    CREATE TABLE sources (
+        network TEXT NOT NULL, name TEXT NOT NULL, mode TEXT, state TEXT NOT NULL,
+        started_at TEXT, last_event_at TEXT, reconnects INTEGER NOT NULL DEFAULT 0,
+        error TEXT, failing_since TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (network, name)
+    );
+    """,
 ]
 
 
@@ -91,6 +100,9 @@ class Store:
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
         self.db = sqlite_utils.Database(conn)
         self.clock = clock
+        # One connection shared by the bot's threads: the lock keeps a transaction from
+        # swallowing another thread's statements.
+        self.lock = threading.RLock()
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -111,10 +123,14 @@ class Store:
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
 
     def schema_version(self) -> int:
-        return self.db.conn.execute("SELECT max(version) FROM _migrations").fetchone()[0] or 0
+        return self._exec("SELECT max(version) FROM _migrations").fetchone()[0] or 0
 
     def transaction(self) -> _Transaction:
-        return _Transaction(self.db.conn)
+        return _Transaction(self.db.conn, self.lock)
+
+    def _exec(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self.db.conn.execute(sql, args)
 
     def close(self) -> None:
         self.db.conn.close()
@@ -138,7 +154,7 @@ class Store:
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
         row = self._one("SELECT opted_out FROM authors WHERE network = ? AND id = ?", network, author_id)
         since = iso(self.clock() - timedelta(days=1))
-        count = self.db.conn.execute(
+        count = self._exec(
             "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
             (network, author_id, since)).fetchone()[0]
         return m.AuthorState(opted_out=bool(row and row["opted_out"]), prompts_today=count)
@@ -178,10 +194,10 @@ class Store:
             self._update(a.network, a.uri, at, state=a.state, reason=a.reason,
                          deleted=int(a.state == "deleted"))
         elif isinstance(a, m.NoteUnclear):
-            self.db.conn.execute("UPDATE items SET unknown_replies = unknown_replies + 1 "
+            self._exec("UPDATE items SET unknown_replies = unknown_replies + 1 "
                                  "WHERE network = ? AND uri = ?", (a.network, a.uri))
         elif isinstance(a, m.OptOut):
-            self.db.conn.execute("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
+            self._exec("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
                                  (a.network, a.author_id))
         self.log(a, at)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
@@ -197,19 +213,21 @@ class Store:
         }
         if a.classified_by:
             row |= {"classified_by": a.classified_by, "classified_at": at}
+        if a.state == "prompted":  # counts toward the daily limit from the decision on
+            row |= {"prompted_at": at}
         cols = ", ".join(row)
         updates = ", ".join(f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
-        self.db.conn.execute(
+        self._exec(
             f"INSERT INTO items ({cols}, seen_at) VALUES ({', '.join('?' * len(row))}, ?) "
             f"ON CONFLICT (network, uri) DO UPDATE SET {updates}", (*row.values(), at))
 
     def _update(self, network: str, uri: str, at: str, **values: Any) -> None:
         sets = ", ".join(f"{k} = ?" for k in values)
-        self.db.conn.execute(f"UPDATE items SET {sets}, updated_at = ? WHERE network = ? AND uri = ?",
+        self._exec(f"UPDATE items SET {sets}, updated_at = ? WHERE network = ? AND uri = ?",
                              (*values.values(), at, network, uri))
 
     def _upsert_author(self, a: m.Author, at: str) -> None:
-        self.db.conn.execute(
+        self._exec(
             "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
             "handle = excluded.handle, follows_bot = coalesce(excluded.follows_bot, follows_bot), "
@@ -220,7 +238,7 @@ class Store:
     def log(self, a: m.Action, at: str | None = None) -> None:
         """Append to the event log: what the bot did and why (no post text, no secrets)."""
         network, uri, author, reason = _describe(a)
-        self.db.conn.execute(
+        self._exec(
             "INSERT INTO events (at, network, uri, author_id, action, reason) VALUES (?, ?, ?, ?, ?, ?)",
             (at or iso(self.clock()), network, uri, author, type(a).__name__.lower(), reason))
 
@@ -229,14 +247,14 @@ class Store:
     def _intend(self, a: m.Action, at: str) -> Intent | None:
         key = intent_key(a)
         network, uri, _, _ = _describe(a)
-        cur = self.db.conn.execute(
+        cur = self._exec(
             "INSERT OR IGNORE INTO intents (key, network, kind, uri, payload, state, created_at) "
             "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
             (key, network, type(a).__name__.lower(), uri, json.dumps(m.to_dict(a)), at))
         return Intent(key, network, a, 0) if cur.rowcount else None  # type: ignore[arg-type]
 
     def pending_intents(self, network: str) -> list[Intent]:
-        rows = self.db.conn.execute(
+        rows = self._exec(
             "SELECT key, network, payload, attempts FROM intents WHERE state = 'pending' "
             "AND network = ? ORDER BY created_at, rowid", (network,)).fetchall()
         return [Intent(k, n, m.from_dict(json.loads(p)), att) for k, n, p, att in rows]
@@ -246,23 +264,22 @@ class Store:
         at = iso(self.clock())
         a = intent.action
         with self.transaction():
-            self.db.conn.execute("UPDATE intents SET state = 'done', result = ?, done_at = ?, "
+            self._exec("UPDATE intents SET state = 'done', result = ?, done_at = ?, "
                                  "attempts = attempts + 1 WHERE key = ?", (result, at, intent.key))
             if isinstance(a, m.Prompt) and result:
                 uri, _, ref = result.partition(" ")
-                self._update(a.post.network, a.post.uri, at, prompt_uri=uri, prompt_ref=ref or uri,
-                             prompted_at=at)
+                self._update(a.post.network, a.post.uri, at, prompt_uri=uri, prompt_ref=ref or uri)
             elif isinstance(a, m.Boost):
                 self._update(a.network, a.uri, at, boosted_at=at, boost_ref=result)
             elif isinstance(a, m.Unboost):
                 self._update(a.network, a.uri, at, boosted_at=None, boost_ref=None)
                 # A later boost of the same item (a correction) must be possible again.
-                self.db.conn.execute("DELETE FROM intents WHERE key = ?", (intent_key(
+                self._exec("DELETE FROM intents WHERE key = ?", (intent_key(
                     m.Boost(a.network, a.uri, a.ref)),))
 
     def intent_failed(self, intent: Intent, error: str, *, final: bool) -> None:
         """Count a failed attempt; a final failure (the post is gone) stops retries."""
-        self.db.conn.execute(
+        self._exec(
             "UPDATE intents SET attempts = attempts + 1, error = ?, state = ? WHERE key = ?",
             (error[:500], "failed" if final else "pending", intent.key))
 
@@ -281,7 +298,7 @@ class Store:
         return row["value"] if row else None
 
     def set_cursor(self, network: str, source: str, value: str) -> None:
-        self.db.conn.execute(
+        self._exec(
             "INSERT INTO cursors VALUES (?, ?, ?, ?) ON CONFLICT (network, source) "
             "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (network, source, value, iso(self.clock())))
@@ -290,7 +307,7 @@ class Store:
 
     def prompts_older_than(self, hours: float) -> list[tuple[str, str]]:
         cutoff = iso(self.clock() - timedelta(hours=hours))
-        rows = self.db.conn.execute(
+        rows = self._exec(
             "SELECT network, uri FROM items WHERE state = 'prompted' AND prompted_at < ?", (cutoff,))
         return [(n, u) for n, u in rows]
 
@@ -311,22 +328,22 @@ class Store:
         """Erase an author's items, events and profile (a data-protection request)."""
         handle = author.lstrip("@")
         with self.transaction():
-            ids = self.db.conn.execute(
+            ids = self._exec(
                 "SELECT network, id FROM authors WHERE handle = ? OR id = ? "
                 "UNION SELECT network, author_id FROM items WHERE author_handle = ? OR author_id = ?",
                 (handle, handle, handle, handle)).fetchall()
             count = 0
             for network, author_id in ids:
-                uris = [r[0] for r in self.db.conn.execute(
+                uris = [r[0] for r in self._exec(
                     "SELECT uri FROM items WHERE network = ? AND author_id = ?", (network, author_id))]
                 for uri in uris:
-                    self.db.conn.execute("DELETE FROM events WHERE network = ? AND uri = ?", (network, uri))
-                    self.db.conn.execute("DELETE FROM intents WHERE network = ? AND uri = ?", (network, uri))
-                count += self.db.conn.execute("DELETE FROM items WHERE network = ? AND author_id = ?",
+                    self._exec("DELETE FROM events WHERE network = ? AND uri = ?", (network, uri))
+                    self._exec("DELETE FROM intents WHERE network = ? AND uri = ?", (network, uri))
+                count += self._exec("DELETE FROM items WHERE network = ? AND author_id = ?",
                                               (network, author_id)).rowcount
-                self.db.conn.execute("DELETE FROM events WHERE network = ? AND author_id = ?",
+                self._exec("DELETE FROM events WHERE network = ? AND author_id = ?",
                                      (network, author_id))
-                self.db.conn.execute("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))
+                self._exec("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))
             return count
 
     def find_item(self, uri_or_url: str) -> m.Item | None:
@@ -335,7 +352,51 @@ class Store:
         return _item(row) if row else None
 
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
-        return next(self.db.query(sql, args), None)
+        with self.lock:
+            return next(self.db.query(sql, args), None)
+
+    # ---- health ---------------------------------------------------------------------------------
+
+    def source_started(self, network: str, name: str, mode: str, *, restart: bool) -> None:
+        at = iso(self.clock())
+        self._exec(
+            "INSERT INTO sources (network, name, mode, state, started_at, updated_at) "
+            "VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (network, name) DO UPDATE SET "
+            "mode = excluded.mode, state = 'running', started_at = excluded.started_at, "
+            "updated_at = excluded.updated_at, reconnects = reconnects + ?",
+            (network, name, mode, at, at, int(restart)))
+
+    def source_failed(self, network: str, name: str, error: str) -> None:
+        at = iso(self.clock())
+        self._exec(
+            "UPDATE sources SET state = 'failing', error = ?, updated_at = ?, "
+            "failing_since = coalesce(failing_since, ?) WHERE network = ? AND name = ?",
+            (error[:300], at, at, network, name))
+
+    def source_alive(self, network: str, name: str, mode: str, *, event: bool = False) -> None:
+        """A heartbeat (with the source's current mode), and with `event` the time of the last
+        event the source delivered."""
+        at = iso(self.clock())
+        self._exec(
+            "UPDATE sources SET updated_at = ?, mode = ?, "
+            "last_event_at = CASE WHEN ? THEN ? ELSE last_event_at END, "
+            "failing_since = CASE WHEN state = 'running' THEN NULL ELSE failing_since END "
+            "WHERE network = ? AND name = ?", (at, mode, event, at, network, name))
+
+    def source_stopped(self, network: str, name: str) -> None:
+        self._exec("UPDATE sources SET state = 'stopped', updated_at = ? WHERE network = ? "
+                             "AND name = ?", (iso(self.clock()), network, name))
+
+    def health(self) -> dict[str, Any]:
+        """What `numpolville status` shows: sources, pending intents, prompts waiting."""
+        one = self.db.conn.execute
+        return {
+            "sources": list(self.db.query("SELECT * FROM sources ORDER BY network, name")),
+            "pending_intents": one("SELECT count(*) FROM intents WHERE state = 'pending'").fetchone()[0],
+            "failed_intents": one("SELECT count(*) FROM intents WHERE state = 'failed'").fetchone()[0],
+            "waiting": one("SELECT count(*) FROM items WHERE state = 'prompted'").fetchone()[0],
+            "items": one("SELECT count(*) FROM items").fetchone()[0],
+        }
 
     # ---- digests --------------------------------------------------------------------------------
 
@@ -358,12 +419,12 @@ class Store:
     def digest_pending(self, period: str, network: str) -> str:
         """Write down the intent to publish (once: an existing row is kept). Returns its state."""
         with self.transaction():
-            self.db.conn.execute("INSERT OR IGNORE INTO digests (period, network, state) "
+            self._exec("INSERT OR IGNORE INTO digests (period, network, state) "
                                  "VALUES (?, ?, 'pending')", (period, network))
             return self.digest_state(period, network) or "pending"
 
     def digest_done(self, period: str, network: str, refs: list[str]) -> None:
-        self.db.conn.execute(
+        self._exec(
             "UPDATE digests SET state = 'done', refs = ?, published_at = ? WHERE period = ? AND network = ?",
             (json.dumps(refs), iso(self.clock()), period, network))
 
@@ -371,21 +432,24 @@ class Store:
         return list(self.db.query("SELECT * FROM digests ORDER BY period, network"))
 
 
-
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, nestable (inner blocks join the outer one)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn, self.outer = conn, False
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self.conn, self.lock, self.outer = conn, lock, False
 
     def __enter__(self) -> None:
+        self.lock.acquire()
         self.outer = not self.conn.in_transaction
         if self.outer:
             self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        if self.outer:
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            if self.outer:
+                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
 
 
 def intent_key(a: m.Action) -> str:
