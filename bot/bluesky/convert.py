@@ -1,0 +1,67 @@
+"""A post record (a plain dict, as decoded from the firehose, Jetstream or the AppView) becomes the
+network-neutral `bot.model.Post` the curation core understands."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from bot.bluesky.detect import LINK_FACET, POST, features, mentions, record_tags, reply_parent
+from bot.model import Author, Post
+
+EXTERNAL_EMBED = "app.bsky.embed.external"
+
+
+def post_uri(did: str, rkey: str, collection: str = POST) -> str:
+    return f"at://{did}/{collection}/{rkey}"
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    """at://did/collection/rkey -> (did, collection, rkey)."""
+    did, collection, rkey = uri.removeprefix("at://").split("/", 2)
+    return did, collection, rkey
+
+
+def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: str,
+            author: Author | None = None) -> Post:
+    """The Post for a record; `author` is the enriched one (AppView), else a bare DID."""
+    uri = post_uri(did, rkey)
+    link, title = _link(record)
+    text = record.get("text")
+    return Post(
+        network="bluesky",
+        uri=uri,
+        ref=f"{uri} {cid}",
+        url=f"https://bsky.app/profile/{did}/post/{rkey}",
+        author=author or Author("bluesky", did, did),
+        text=text if isinstance(text, str) else "",
+        created_at=_created_at(record.get("createdAt")),
+        visibility="public",
+        tags=record_tags(record),
+        link=link,
+        link_title=title,
+        reply_to=reply_parent(record),
+        mentions_bot=mentions(record, bot_did),
+    )
+
+
+def _link(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The shared link: an external embed (with its title), else the first link facet."""
+    embed = record.get("embed")
+    if isinstance(embed, dict) and embed.get("$type") == EXTERNAL_EMBED:
+        external = embed.get("external") or {}
+        if isinstance(external.get("uri"), str):
+            return external["uri"], external.get("title") or None
+    for feature in features(record):
+        if feature.get("$type") == LINK_FACET and isinstance(feature.get("uri"), str):
+            return feature["uri"], None
+    return None, None
+
+
+def _created_at(value: Any) -> datetime:
+    """createdAt is written by the client: a bad or naive value falls back to now / UTC."""
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        return datetime.now(timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)

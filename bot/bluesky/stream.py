@@ -1,0 +1,89 @@
+"""One websocket loop for both streams (firehose and Jetstream): they differ only in how a message
+is judged and where its cursor sits.
+
+Messages are received as raw bytes; most fail the pre-filter and cost a few byte searches. The
+cursor is read from the last message only when it is saved (every `SAVE_EVERY` messages and when
+the loop ends), after the message was handled, so a restart replays a little and loses nothing:
+the store's unique keys absorb the overlap. Reconnecting with backoff is the supervisor's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+
+from websockets.sync.client import ClientConnection, connect
+
+from bot.adapter import Emit
+from bot.bluesky.detect import Hit, Prefilter
+from bot.bluesky.ingest import Ingest
+from bot.store import Store
+
+log = logging.getLogger("numpolville.bluesky")
+SAVE_EVERY = 1000
+MAX_MESSAGE = 16 * 1024 * 1024  # a relay may send commits of several MB (tooBig is 2 MB of blocks)
+
+
+class StreamSource(ABC):
+    mode = "streaming"
+    name: str
+
+    def __init__(self, url: str, ingest: Ingest, store: Store, prefilter: Prefilter) -> None:
+        self.base_url, self.ingest, self.store, self.prefilter = url, ingest, store, prefilter
+        self.ws: ClientConnection | None = None
+
+    @abstractmethod
+    def url(self, cursor: str | None) -> str: ...
+
+    @abstractmethod
+    def hits(self, message: bytes) -> list[Hit]:
+        """The exact rules on one message that passed the pre-filter (may raise on bad input)."""
+
+    @abstractmethod
+    def cursor_of(self, message: bytes) -> str | None: ...
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        last: bytes | None = None
+        count = 0
+        url = self.url(self.store.cursor("bluesky", self.name))
+        with connect(url, max_size=MAX_MESSAGE, proxy=None, compression=None) as ws:
+            self.ws = ws
+            try:
+                while not stop.is_set():
+                    try:
+                        message = ws.recv(timeout=0.5, decode=False)
+                    except TimeoutError:
+                        continue
+                    if self.prefilter.passes(message) or self.prefilter.is_error(message):
+                        self._handle(message, emit)
+                    last, count = message, count + 1
+                    if count % SAVE_EVERY == 0:
+                        self._save(last)
+            finally:
+                self.ws = None
+                if last is not None:
+                    self._save(last)
+
+    def _handle(self, message: bytes, emit: Emit) -> None:
+        try:
+            hits = self.hits(message)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            log.warning("%s: skipped a message that does not decode (%s)", self.name, e)
+            return
+        for hit in hits:
+            self.ingest.handle(hit, emit)
+
+    def _save(self, message: bytes) -> None:
+        try:
+            cursor = self.cursor_of(message)
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("%s: no cursor in the last message (%s)", self.name, e)
+            return
+        if cursor is not None:
+            self.store.set_cursor("bluesky", self.name, cursor)
+
+    def close(self) -> None:
+        ws = self.ws
+        if ws is not None:
+            ws.close()
