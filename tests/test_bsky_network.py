@@ -20,12 +20,15 @@ def _need_appview(net: BlueskyNetwork) -> None:
     if net.has_appview:
         return
     if require_bsky():
-        pytest.fail('the local Bluesky network runs without AppView (PostgreSQL missing?)')
-    pytest.skip('the local Bluesky network runs without AppView (PostgreSQL not installed)')
+        pytest.fail('NUMPOLVILLE_REQUIRE_BSKY is set but the local Bluesky network runs without AppView')
+    pytest.skip('the local Bluesky network runs without AppView (PostgreSQL missing or NUMPOLVILLE_BSKY_APPVIEW=0)')
 
 
-def _tagged_post(client, text_before: str = 'Hello from the square ') -> models.AppBskyFeedPost.CreateRecordResponse:
-    """Post ``<text_before>#numpolville`` with a proper tag facet (byte offsets)."""
+def _tagged_post(client, repo_did: str, text_before: str = 'Hello from the square ') -> models.AppBskyFeedPost.CreateRecordResponse:
+    """Post ``<text_before>#numpolville`` with a proper tag facet (byte offsets).
+
+    The repo DID is passed explicitly: without AppView ``client.me`` is None.
+    """
     hashtag = f'#{TAG}'
     text = f'{text_before}{hashtag}'
     start = len(text_before.encode('utf-8'))
@@ -34,7 +37,7 @@ def _tagged_post(client, text_before: str = 'Hello from the square ') -> models.
         index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=end),
         features=[models.AppBskyRichtextFacet.Tag(tag=TAG)],
     )
-    return client.send_post(text=text, facets=[facet])
+    return client.send_post(text=text, facets=[facet], profile_identify=repo_did)
 
 
 @pytest.fixture(scope='module')
@@ -63,9 +66,9 @@ def test_network_started(bsky_network):
 
 def test_login(bsky_network, bot, alice):
     assert bot.me is not None or not bsky_network.has_appview
-    # the session DID is the one from the state file
-    assert bot._session.did == bsky_network.did('bot')
-    assert alice._session.did == bsky_network.did('alice')
+    # the session (asked of the PDS) is the account from the state file
+    assert bot.com.atproto.server.get_session().did == bsky_network.did('bot')
+    assert alice.com.atproto.server.get_session().handle == 'alice.test'
     if bsky_network.has_appview:
         assert bot.me.handle == 'numpolbot.test'
         assert alice.me.did == bsky_network.did('alice')
@@ -74,7 +77,7 @@ def test_login(bsky_network, bot, alice):
 def test_post_with_tag_visible_and_searchable(bsky_network, alice):
     _need_appview(bsky_network)
     unique = f'Market day {time.time_ns()} '
-    post = _tagged_post(alice, unique)
+    post = _tagged_post(alice, bsky_network.did('alice'), unique)
     assert AtUri.from_str(post.uri).collection == 'app.bsky.feed.post'
 
     t0 = time.monotonic()
@@ -140,7 +143,7 @@ def test_firehose_receives_post_commit(bsky_network, alice):
                     seen[f'at://{commit.repo}/{op.path}'] = (time.monotonic(), record)
 
     # 1. Post BEFORE the socket exists: only the cursor can bring it back.
-    before = alice.send_post(text=f'Before the socket #{TAG}')
+    before = alice.send_post(text=f'Before the socket #{TAG}', profile_identify=alice_did)
     client = FirehoseSubscribeReposClient(params={'cursor': 0}, base_uri=bsky_network.firehose_base_uri)
     thread = threading.Thread(
         target=client.start, args=(on_message, errors.append), name='firehose-test', daemon=True
@@ -154,7 +157,7 @@ def test_firehose_receives_post_commit(bsky_network, alice):
 
         # 2. Live: the socket is up (frames arrived), a new post must show up quickly.
         t0 = time.monotonic()
-        live = _tagged_post(alice, 'Live from the town hall ')
+        live = _tagged_post(alice, alice_did, 'Live from the town hall ')
         bsky_network.wait_until(lambda: live.uri in seen, deadline=10, what='live commit of the tagged post')
         received_at, record = seen[live.uri]
         print(f'\npost -> firehose: {1000 * (received_at - t0):.1f} ms (including the createRecord round trip)')
