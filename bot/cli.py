@@ -273,7 +273,8 @@ def _print_status(report: dict[str, Any]) -> None:
 
 
 @app.command("systemd-unit")
-def systemd_unit(workdir: Annotated[Path, typer.Option(help="Folder holding config/, data/ and .env")] = Path("."),
+def systemd_unit(workdir: Annotated[Path, typer.Option(
+                     help="Folder holding config/, data/ and .env")] = Path("."),
                  user: Annotated[str, typer.Option(help="System user running the bot")] = "numpolville",
                  ) -> None:
     """Print a hardened systemd unit for `numpolville run` (Type=notify, watchdog)."""

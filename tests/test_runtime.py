@@ -24,7 +24,8 @@ ALICE = m.Author("mastodon", "1", "alice@home.test", follows_bot=True)
 
 
 def tagged(n: int) -> m.Post:
-    return m.Post("mastodon", f"u{n}", f"u{n}", "", ALICE, "x #numpolville", T0, tags=frozenset({"numpolville"}))
+    return m.Post("mastodon", f"u{n}", f"u{n}", "", ALICE, "x #numpolville", T0,
+                  tags=frozenset({"numpolville"}))
 
 
 class FlakySource:
@@ -100,8 +101,8 @@ def test_a_failing_source_is_restarted_and_nothing_is_done_twice(tmp_path: Path)
     assert src["reconnects"] == 1 and src["state"] == "stopped"
 
 
-def test_transient_failures_are_retried_and_pending_intents_survive_a_restart(tmp_path: Path,
-                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_failures_are_retried_and_pending_intents_survive_a_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.runtime.TICK", 0.05)
     path = tmp_path / "db.sqlite"
     store = Store(path)
