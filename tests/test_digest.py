@@ -18,8 +18,17 @@ from markdown_it import MarkdownIt
 from test_digest_data import NOW, add, build_store, clock, config, utc
 
 from bot import model as m
-from bot.digest import (FORMATS, build_digest, due_period, normalize_url, period_from_args,
-                        publish_digest, render, thread_texts, write_digest)
+from bot.digest import (
+    FORMATS,
+    build_digest,
+    due_period,
+    normalize_url,
+    period_from_args,
+    publish_digest,
+    render,
+    thread_texts,
+    write_digest,
+)
 from bot.digest.period import last_full_week, week_of
 from bot.digest.publish import graphemes, length, split_thread, truncate
 from bot.store import Store
@@ -125,7 +134,8 @@ def test_counts_change_and_series(store):
     assert {s.key: (s.count, s.previous) for s in d.sections} == {
         "projet": (1, 1), "contexte": (2, 2), "initiative": (1, 0), "prospective": (1, 0), "": (1, 1)}
     assert (d.total, d.previous_total) == (6, 4)
-    assert d.networks == {"mastodon": 4, "bluesky": 4} and d.previous_networks == {"mastodon": 2, "bluesky": 2}
+    assert d.networks == {"mastodon": 4, "bluesky": 4}
+    assert d.previous_networks == {"mastodon": 2, "bluesky": 2}
     assert d.contributors == 7
     assert [p.period.key for p in d.series][0] == "2025-W06" and len(d.series) == 8
     assert [p.total for p in d.series] == [0, 1, 0, 0, 3, 5, 4, 6]

@@ -149,7 +149,7 @@ def build_digest(store: Store, config: Config, period: Period) -> Digest:
         return {k: c.get(k, 0) for k in [*order, UNCLASSIFIED]}
 
     current, prev = grouped[period], grouped[history[-2]] if len(history) > 1 else []
-    cur_counts, prev_counts = counts(current), counts(prev)
+    prev_counts = counts(prev)
     sections = []
     for key in [*order, UNCLASSIFIED]:
         entries = tuple(e for e in current if e.category == key)
@@ -217,7 +217,8 @@ def _entry(key: str, rows: list[dict[str, Any]], order: list[str], tz: Any) -> E
         sharers.append(Sharer(handle=plain_text(r["author_handle"]).lstrip("@"), network=r["network"],
                               url=safe_url(r["url"]), date=_parse_time(r["created_at"]).astimezone(tz)))
     excerpt = shorten(without_urls(first_text), EXCERPT_CHARS)
-    if title.rstrip("…") == excerpt.rstrip("…") or excerpt.startswith(title.rstrip("…")) and len(excerpt) < 2 * len(title):
+    stem = title.rstrip("…")
+    if stem == excerpt.rstrip("…") or (excerpt.startswith(stem) and len(excerpt) < 2 * len(title)):
         excerpt = ""  # the title already says it (a post without a link card)
     return Entry(key=key, title=title, link=link, excerpt=excerpt,
                  sharers=tuple(sharers), date=_parse_time(rows[0]["created_at"]).astimezone(tz),

@@ -124,7 +124,8 @@ def parse_schedule(schedule: str) -> tuple[int, time] | None:
         return None
     m = re.fullmatch(r"([a-z]+)\s+(\d{1,2}):(\d{2})", text)
     if not m or m.group(1) not in WEEKDAYS or int(m.group(2)) > 23 or int(m.group(3)) > 59:
-        raise ValueError(f'digest.schedule: expected a weekday and a time such as "mon 09:00", got {schedule!r}')
+        raise ValueError('digest.schedule: expected a weekday and a time such as "mon 09:00", '
+                         f"got {schedule!r}")
     return WEEKDAYS[m.group(1)], time(int(m.group(2)), int(m.group(3)))
 
 
