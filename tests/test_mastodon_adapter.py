@@ -256,8 +256,8 @@ def test_polling_when_the_server_has_no_streaming(world: MastodonServer, tmp_pat
     try:
         status, _ = prompt_and_answer(b, world, "alice", "2")
         wait_for(lambda: b.item(status["id"])["category"] == "contexte", what="the classification")
-        assert "polling every 0.2 s" in caplog.text
-        assert {s.mode for a in b.runtime.adapters for s in a.sources()} <= {"polling", "streaming"}
+        assert "no stream" in caplog.text and "polling every 0.2 s" in caplog.text
+        assert world.open_streams() == 0
     finally:
         b.stop()
 

@@ -77,6 +77,7 @@ class Feed:
                  streaming: bool) -> None:
         self.name, self.config, self.store, self.reader = name, config, store, reader
         self.streaming = streaming
+        self.mode = "streaming" if streaming else "polling"
         self.interval = config.mastodon.poll_interval
         self._stream_retry_at = 0.0
         self._quick_drops = 0
@@ -143,7 +144,7 @@ class Feed:
         listener = _Queue()
         threading.Thread(target=self._read_stream, args=(listener,), daemon=True,
                          name=f"mastodon-{self.name}-sse").start()
-        started = time.monotonic()
+        started, received = time.monotonic(), False
         try:
             name, data = listener.events.get()
             if name != "open":
@@ -163,9 +164,12 @@ class Feed:
                              data or "end of stream")
                     break
                 self._on_stream(emit, name, data)
+                received = True
         finally:
             listener.close()
-        self._quick_drops = self._quick_drops + 1 if time.monotonic() - started < QUICK_DROP else 0
+        # A stream that keeps closing before saying anything: back off instead of hammering.
+        flapping = not received and time.monotonic() - started < QUICK_DROP
+        self._quick_drops = self._quick_drops + 1 if flapping else 0
         if self._quick_drops:
             stop.wait(min(30.0, 0.25 * 2 ** self._quick_drops))
 
