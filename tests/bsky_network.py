@@ -183,21 +183,29 @@ class PostgresCluster:
                 f'--- postgres log tail ---\n{_tail(self.log_file if self.base_dir else None, 30)}'
             )
 
-    def start(self) -> 'PostgresCluster':
+    def prepare(self) -> 'PostgresCluster':
+        """Choose the port and create the (empty) base dir; ``url`` is valid after this."""
         if self.bindir is None:
             raise PostgresUnavailable(
                 'PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin '
                 '(install the Debian package "postgresql", e.g. `make -f Makefile.bsky .postgres.stamp`)'
             )
+        if self.base_dir is not None:
+            return self
         if self.port is None:
             self.port = _free_port()
         self.base_dir = Path(tempfile.mkdtemp(prefix='numpolville-pg-'))
-        try:
-            if os.geteuid() == 0:
-                import pwd
+        if os.geteuid() == 0:
+            import pwd
 
-                pw = pwd.getpwnam(self.user)
-                os.chown(self.base_dir, pw.pw_uid, pw.pw_gid)
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.base_dir, pw.pw_uid, pw.pw_gid)
+        return self
+
+    def start(self) -> 'PostgresCluster':
+        """initdb + pg_ctl start (waits until it accepts connections)."""
+        self.prepare()
+        try:
             self._run(
                 str(self.bindir / 'initdb'),
                 '-D', str(self.data_dir),
@@ -298,6 +306,7 @@ class BlueskyNetwork:
         self.proc: t.Optional[subprocess.Popen] = None
         self.pid: t.Optional[int] = None
         self.startup_seconds: t.Optional[float] = None
+        self.postgres_seconds: t.Optional[float] = None
         self._stopped = True
         self._lock = threading.Lock()
 
@@ -396,11 +405,16 @@ class BlueskyNetwork:
         # never let a proxy variable route loopback traffic elsewhere
         env['NO_PROXY'] = env['no_proxy'] = 'localhost,127.0.0.1'
         argv = [self.node, str(NETWORK_SCRIPT), '--state-file', str(self.state_file)]
+        go_file = self.run_dir / 'postgres.ready'
         if appview:
-            self.postgres = PostgresCluster().start()
+            # PostgreSQL starts while node imports dev-env; node waits for
+            # go_file before it picks any port or connects.
+            self.postgres = PostgresCluster()
+            self.postgres.prepare()
             env['DB_POSTGRES_URL'] = self.postgres.url
             env['DB_POSTGRES_SCHEMA'] = 'numpolville'
             env['REDIS_HOST'] = 'unused.invalid'
+            env['BSKY_WAIT_FILE'] = str(go_file)
         else:
             argv.append('--no-appview')
         # If this process dies without stop() (SIGKILL, CI timeout), node
@@ -415,6 +429,7 @@ class BlueskyNetwork:
             ],
         })
 
+        t0 = time.monotonic()
         with open(self.log_file, 'wb') as log:
             self.proc = subprocess.Popen(
                 argv,
@@ -425,8 +440,12 @@ class BlueskyNetwork:
                 stderr=subprocess.STDOUT,
             )
         self.pid = self.proc.pid
+        if self.postgres is not None:
+            self.postgres.start()
+            self.postgres_seconds = time.monotonic() - t0
+            go_file.touch()
 
-        deadline = time.monotonic() + self.start_timeout
+        deadline = t0 + self.start_timeout
         while True:
             if self.state_file.exists():
                 try:

@@ -52,7 +52,10 @@ def bot(bsky_network):
 
 def test_network_started(bsky_network):
     net = bsky_network
-    print(f'\nbsky network startup: {net.startup_seconds:.1f} s, appview={net.has_appview}, rss={net.rss_kib()} KiB')
+    print(
+        f'\nbsky network startup: {net.startup_seconds:.1f} s (postgres {net.postgres_seconds or 0:.1f} s in parallel, '
+        f'node {net.state.get("timings_ms")}), appview={net.has_appview}, rss={net.rss_kib()} KiB'
+    )
     for url in (net.pds_url, net.plc_url, net.firehose_url) + ((net.appview_url,) if net.has_appview else ()):
         assert '://localhost:' in url, url
     assert net.firehose_url.startswith('ws://localhost:')

@@ -202,10 +202,26 @@ process.on('unhandledRejection', (err) => {
   console.error('network.mjs: unhandled rejection:', err)
 })
 
+// The launcher may start PostgreSQL while we import dev-env (both take a few
+// seconds): it then sets BSKY_WAIT_FILE and creates that file once the
+// database accepts connections.  No port is picked before that.
+async function waitForGoFile(t0) {
+  const goFile = process.env.BSKY_WAIT_FILE
+  if (!goFile) return
+  const deadline = Date.now() + 120_000
+  while (!fs.existsSync(goFile)) {
+    if (Date.now() > deadline) throw new Error(`${goFile} did not appear within 120 s`)
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  log(`database ready after ${Date.now() - t0} ms`)
+}
+
 async function main() {
   const t0 = Date.now()
   // Loaded only now, after TMPDIR and listen() are patched.
   const devEnv = await import('@atproto/dev-env')
+  const importMs = Date.now() - t0
+  log(`dev-env imported in ${importMs} ms`)
 
   if (args.noAppView) {
     log('starting TestNetworkNoAppView (PLC + PDS)')
@@ -214,6 +230,7 @@ async function main() {
       pds: ports.pds ? { port: ports.pds } : {},
     })
   } else {
+    await waitForGoFile(t0)
     if (!process.env.DB_POSTGRES_URL) {
       throw new Error('DB_POSTGRES_URL is not set (needed by the AppView); use --no-appview without PostgreSQL')
     }
@@ -228,7 +245,8 @@ async function main() {
       ozone: ports.ozone ? { port: ports.ozone } : {},
     })
   }
-  log(`network up in ${Date.now() - t0} ms`)
+  const upMs = Date.now() - t0
+  log(`network up in ${upMs} ms`)
 
   // Accounts
   const agent = network.pds.getClient()
@@ -257,6 +275,7 @@ async function main() {
     firehose_url: `${pdsUrl.replace(/^http/, 'ws')}/xrpc/com.atproto.sync.subscribeRepos`,
     run_dir: runDir,
     started_ms: Date.now() - t0,
+    timings_ms: { import: importMs, network_up: upMs, ready: Date.now() - t0 },
     accounts,
   }
   // Atomic: readers never see a half-written file.
