@@ -283,6 +283,56 @@ def systemd_unit(workdir: Annotated[Path, typer.Option(
     print(unit(workdir.resolve(), user), end="")
 
 
+@app.command()
+def digest(config: ConfigOpt = None,
+           format: Annotated[str, typer.Option("--format", "-f",
+                                               help="md, html, rss, atom or json")] = "html",
+           out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File [default: stdout]")] = None,
+           week: Annotated[bool, typer.Option(help="The last full ISO week (the default)")] = False,
+           since: Annotated[Optional[str], typer.Option(help="Start date, e.g. 2026-11-16")] = None,
+           until: Annotated[Optional[str], typer.Option(help="End date (that whole day included)")] = None,
+           post: Annotated[bool, typer.Option("--post",
+                                              help="Also publish it as a thread on each network")] = False,
+           ) -> None:
+    """The weekly "veille": items grouped by category, as a page, a feed, a newsletter or JSON."""
+    from bot import digest as dg
+
+    if format not in dg.FORMATS:
+        raise _fail(f"--format: expected one of {', '.join(dg.FORMATS)}, got {format!r}", 2)
+
+    def body() -> None:
+        loaded = _load(config)
+        try:
+            period = dg.period_from_args(now=datetime.now(timezone.utc), tz_name=loaded.digest.timezone,
+                                         week=week, since=since, until=until)
+        except ValueError as e:
+            raise _fail(str(e), 2) from None
+        store = _store(loaded)
+        result = dg.write_digest(store, loaded, format, out, period)
+        if out is None:
+            sys.stdout.write(str(result))
+        else:
+            _console(stderr=True).print(f"Digest {period.key} written to {result}", highlight=False)
+        if post:
+            _post_digest(loaded, store, dg.build_digest(store, loaded, period))
+
+    _guarded(body)
+
+
+def _post_digest(config: Config, store: Store, built: Any) -> None:
+    from bot import config as cfg
+    from bot.digest import publish_digest
+    from bot.runtime import build_adapters
+
+    cfg.check_ready(config)
+    adapters = build_adapters(config, store)
+    for adapter in adapters:
+        adapter.connect()
+    posted = publish_digest(store, config, adapters, built)
+    for network, refs in posted.items():
+        _console(stderr=True).print(f"Posted on {network}: {len(refs)} posts", highlight=False)
+
+
 def main() -> None:
     app()
 

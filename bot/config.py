@@ -202,11 +202,29 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),
                           timezone=dg.string("timezone", "Europe/Paris"))
+    _check_digest(digest, source)
     config = Config(hashtag=hashtag, language=language, database=database, mastodon=mastodon,
                     bluesky=bluesky, categories=_categories(raw, source), policy=policy,
                     texts=_texts(r.section("texts"), source), digest=digest, source=source,
                     warnings=tuple(warnings))
     return _with_env_secrets(config, source)
+
+
+def _check_digest(digest: DigestConfig, source: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(digest.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(source, "digest.timezone", "an IANA time zone such as \"Europe/Paris\"") from None
+    if digest.schedule:  # imported only when used: the digest package pulls in Jinja2
+        from bot.digest.period import parse_schedule
+
+        try:
+            parse_schedule(digest.schedule)
+        except ValueError:
+            raise ConfigError(source, "digest.schedule",
+                              'a weekday and a time such as "mon 09:00", or "" for none') from None
 
 
 def _categories(raw: dict[str, Any], source: str) -> tuple[Category, ...]:

@@ -180,11 +180,26 @@ class Runtime:
             self.store.intent_done(intent, result)
             log.info("done %s", describe(intent.action))
 
+    def _publish_digest(self) -> None:
+        """Publish the scheduled digest once per period (the digests table remembers what is
+        done, so a restart never posts it twice)."""
+        if not self.config.digest.schedule:
+            return
+        from datetime import datetime, timezone
+
+        from bot.digest import publish_due
+
+        try:
+            publish_due(self.store, self.config, self.adapters, datetime.now(timezone.utc))
+        except Exception as e:  # noqa: BLE001 - retried on the next tick
+            log.warning("digest publication failed, will retry: %s", e)
+
     def _timer(self) -> None:
         """Expire unanswered prompts and re-queue effects that failed for a transient reason."""
         while not self.stop.wait(TICK):
             for network, source in self.sources:
                 self.store.source_alive(network, source.name, source.mode)
+            self._publish_digest()
             for network, uri in self.store.prompts_older_than(self.config.policy.prompt_timeout_hours):
                 self.emit(PromptTimedOut(network, uri))  # type: ignore[arg-type]
             for adapter in self.adapters:

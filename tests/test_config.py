@@ -83,3 +83,11 @@ def test_texts_are_configurable_and_fill_placeholders() -> None:
     c = parse({"language": "en", "texts": {"en": {"thanks": "Filed: {category} #{hashtag}"}}})
     assert c.text("thanks", category="Context") == "Filed: Context #numpolville"
     assert "{categories}" not in parse({}).text("prompt", categories="1 projet")
+
+
+def test_digest_schedule_and_timezone_are_checked_at_load() -> None:
+    assert parse({"digest": {"schedule": "mon 09:00"}}).digest.schedule == "mon 09:00"
+    with pytest.raises(ConfigError, match="digest.schedule"):
+        parse({"digest": {"schedule": "lundi matin"}})
+    with pytest.raises(ConfigError, match="digest.timezone"):
+        parse({"digest": {"timezone": "Mars/Olympus"}})
