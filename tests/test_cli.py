@@ -118,3 +118,15 @@ def test_help_does_not_import_the_network_sdks() -> None:
 def test_python_dash_m_bot() -> None:
     out = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "export" in out.stdout
+
+
+def test_digest_command(world: Path, tmp_path: Path) -> None:
+    out = tmp_path / "d.html"
+    r = runner.invoke(app, ["digest", "-c", str(world), "--since", "2026-11-16", "--until", "2026-11-29",
+                            "--format", "html", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "Contexte" in out.read_text() and "https://home.test/u1" in out.read_text()
+    r = runner.invoke(app, ["digest", "-c", str(world), "--since", "2026-11-16", "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)
+    assert runner.invoke(app, ["digest", "-c", str(world), "--format", "pdf"]).exit_code == 2
+    assert runner.invoke(app, ["digest", "-c", str(world), "--since", "hier"]).exit_code == 2
