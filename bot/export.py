@@ -32,8 +32,9 @@ def write(items: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=FIELDS)
         writer.writeheader()
-        for count, row in enumerate(items, 1):
+        for row in items:
             writer.writerow(row)
+            count += 1
         return count
     out.write("[")
     for count, row in enumerate(items, 1):

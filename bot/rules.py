@@ -8,9 +8,30 @@ from __future__ import annotations
 
 from bot.config import Config
 from bot.model import (
-    Acknowledge, Action, Boost, Classify, Context, Event, Ignore, Item, ItemState,
-    ModeratorDecision, Network, NoteUnclear, OptOut, Post, PostDeleted, PostEdited, PostSeen,
-    Prompt, PromptTimedOut, Record, Reply, SetState, Unboost, Visibility,
+    Acknowledge,
+    Action,
+    Boost,
+    Classify,
+    Context,
+    Event,
+    Ignore,
+    Item,
+    ItemState,
+    ModeratorDecision,
+    Network,
+    NoteUnclear,
+    OptOut,
+    Post,
+    PostDeleted,
+    PostEdited,
+    PostSeen,
+    Prompt,
+    PromptTimedOut,
+    Record,
+    Reply,
+    SetState,
+    Unboost,
+    Visibility,
 )
 from bot.parser import category_from_tags, parse_answer
 

@@ -7,24 +7,24 @@ from hypothesis import strategies as st
 from bot.config import DEFAULT_CATEGORIES, Category
 from bot.parser import Answer, category_from_tags, parse_answer
 
-P, C, I, F = "projet", "contexte", "initiative", "prospective"
+P, C, N, F = "projet", "contexte", "initiative", "prospective"
 ANSWERS = [
     # numbers, plain and decorated
-    ("1", P), ("2", C), ("3", I), ("4", F), ("2.", C), ("2)", C), (" 3 ", I), ("n°2", C),
-    ("N° 4", F), ("no 3", I), ("#2", C), ("1er", P), ("4e", F), ("2 !", C), ("(3)", I),
-    ("1️⃣", P), ("2️⃣", C), ("3️⃣", I), ("4️⃣", F), ("2⃣", C), ("je dirais 2", C), ("2 merci", C),
-    ("@numpolbot 2", C), ("@numpolbot@piaille.fr 3", I), ("@numpolbot.test 4 !", F),
+    ("1", P), ("2", C), ("3", N), ("4", F), ("2.", C), ("2)", C), (" 3 ", N), ("n°2", C),
+    ("N° 4", F), ("no 3", N), ("#2", C), ("1er", P), ("4e", F), ("2 !", C), ("(3)", N),
+    ("1️⃣", P), ("2️⃣", C), ("3️⃣", N), ("4️⃣", F), ("2⃣", C), ("je dirais 2", C), ("2 merci", C),
+    ("@numpolbot 2", C), ("@numpolbot@piaille.fr 3", N), ("@numpolbot.test 4 !", F),
     # words, any case, accents or not, with or without #
     ("projet", P), ("Projet", P), ("PROJET", P), ("#projet", P), ("#Projet", P), ("projets", P),
     ("contexte", C), ("Contexte !", C), ("contéxte", C), ("#contexte", C), ("context", C),
-    ("initiative", I), ("Initiatives", I), ("#initiative", I), ("un rapport", I),
+    ("initiative", N), ("Initiatives", N), ("#initiative", N), ("un rapport", N),
     ("prospective", F), ("#Prospective", F), ("Prospectives", F), ("foresight", F),
-    ("c'est plutôt du contexte", C), ("c’est un projet", P), ("je pense que c'est une initiative", I),
+    ("c'est plutôt du contexte", C), ("c’est un projet", P), ("je pense que c'est une initiative", N),
     ("Plutôt prospective, merci !", F), ("ça relève du contexte à mon avis", C),
     ("this is a project", P), ("Context, I'd say", C),
     # number words
-    ("deux", C), ("Deux", C), ("trois", I), ("quatre", F), ("two", C), ("three", I), ("four", F),
-    ("la deuxième", C), ("troisième catégorie", I), ("first", P), ("un", P), ("one", P),
+    ("deux", C), ("Deux", C), ("trois", N), ("quatre", F), ("two", C), ("three", N), ("four", F),
+    ("la deuxième", C), ("troisième catégorie", N), ("first", P), ("un", P), ("one", P),
     # emoji aliases
     ("📌", P), ("📊", C), ("🔭", F),
     # a number and its matching word agree
@@ -69,7 +69,7 @@ def test_configured_categories_and_aliases() -> None:
 @pytest.mark.parametrize("tags,text,expected", [
     (["numpolville", "projet"], "", P),
     (["NumPolVille", "Contexte"], "", C),
-    ([], "Super #numpolville #initiative", I),
+    ([], "Super #numpolville #initiative", N),
     ([], "Un projet inspirant #numpolville", None),  # a plain word in the post is not a choice
     (["numpolville", "projet", "contexte"], "", None),  # two category tags: ask
     (["numpolville"], "", None),

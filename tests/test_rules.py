@@ -15,7 +15,8 @@ MOD = m.Author("mastodon", "9", "mod@home.test")
 BOT = m.Author("mastodon", "100", "numpolbot@home.test")
 
 
-def post(author: m.Author = ALICE, text: str = "Un lien #numpolville", uri: str = "u1", **kw: object) -> m.Post:
+def post(author: m.Author = ALICE, text: str = "Un lien #numpolville", uri: str = "u1",
+         **kw: object) -> m.Post:
     tags = frozenset(w[1:].lower() for w in text.split() if w.startswith("#"))
     return m.Post("mastodon", uri, uri + "-ref", "https://x/" + uri, author, text, T0, tags=tags,
                   **kw)  # type: ignore[arg-type]

@@ -111,7 +111,8 @@ def test_forget_erases_items_events_and_author(tmp_path: Path) -> None:
 
 
 def test_secrets_never_reach_the_database(tmp_path: Path) -> None:
-    cfg = parse({"mastodon": {"access_token": "SECRET-TOKEN-123"}, "bluesky": {"app_password": "pass-word-x"}})
+    cfg = parse({"mastodon": {"access_token": "SECRET-TOKEN-123"},
+                 "bluesky": {"app_password": "pass-word-x"}})
     store = Store(tmp_path / "db.sqlite")
     Curator(cfg, store).handle(m.PostSeen(tagged()))
     raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
