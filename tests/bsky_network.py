@@ -103,7 +103,7 @@ def _tail(path: t.Union[str, Path, None], lines: int = 60) -> str:
     if not path:
         return '(no log)'
     try:
-        with open(path, 'r', errors='replace') as f:
+        with open(path, errors='replace') as f:
             content = f.read().splitlines()
     except OSError as e:
         return f'(could not read {path}: {e})'
@@ -169,21 +169,23 @@ class PostgresCluster:
     def url(self) -> str:
         return f'postgresql://postgres@127.0.0.1:{self.port}/postgres'
 
-    def _cmd(self, *argv: str) -> t.List[str]:
+    def _cmd(self, *argv: str) -> list[str]:
         if os.geteuid() == 0:
             return ['runuser', '-u', self.user, '--', *argv]
         return list(argv)
 
     def _run(self, *argv: str, timeout: float = 60) -> None:
         cmd = self._cmd(*argv)
-        res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        res = subprocess.run(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False
+        )
         if res.returncode != 0:
             raise BlueskyNetworkError(
                 f'PostgreSQL command failed ({res.returncode}): {" ".join(cmd)}\n{res.stdout}\n'
                 f'--- postgres log tail ---\n{_tail(self.log_file if self.base_dir else None, 30)}'
             )
 
-    def prepare(self) -> 'PostgresCluster':
+    def prepare(self) -> PostgresCluster:
         """Choose the port and create the (empty) base dir; ``url`` is valid after this."""
         if self.bindir is None:
             raise PostgresUnavailable(
@@ -202,7 +204,7 @@ class PostgresCluster:
             os.chown(self.base_dir, pw.pw_uid, pw.pw_gid)
         return self
 
-    def start(self) -> 'PostgresCluster':
+    def start(self) -> PostgresCluster:
         """initdb + pg_ctl start (waits until it accepts connections)."""
         self.prepare()
         try:
@@ -244,11 +246,11 @@ class PostgresCluster:
         except (OSError, ValueError, IndexError, AssertionError):
             return None
 
-    def _stop_args(self) -> t.List[str]:
+    def _stop_args(self) -> list[str]:
         assert self.bindir is not None and self.base_dir is not None
         return [str(self.bindir / 'pg_ctl'), '-D', str(self.data_dir), '-m', 'immediate', '-w', 'stop']
 
-    def stop_command(self) -> t.List[str]:
+    def stop_command(self) -> list[str]:
         """Full argv (with runuser when root) that stops this cluster."""
         return self._cmd(*self._stop_args())
 
@@ -301,7 +303,7 @@ class BlueskyNetwork:
         self.run_dir: t.Optional[Path] = None
         self.state_file: t.Optional[Path] = None
         self.log_file: t.Optional[Path] = None
-        self.state: t.Dict[str, t.Any] = {}
+        self.state: dict[str, t.Any] = {}
         self.postgres: t.Optional[PostgresCluster] = None
         self.proc: t.Optional[subprocess.Popen] = None
         self.pid: t.Optional[int] = None
@@ -344,7 +346,7 @@ class BlueskyNetwork:
         return self.firehose_url.rsplit('/', 1)[0]
 
     @property
-    def accounts(self) -> t.Dict[str, t.Dict[str, str]]:
+    def accounts(self) -> dict[str, dict[str, str]]:
         return self.state['accounts']
 
     def did(self, name: str) -> str:
@@ -354,7 +356,7 @@ class BlueskyNetwork:
         return self.accounts[name]['handle']
 
     # ------------------------------------------------------------ lifecycle
-    def start(self) -> 'BlueskyNetwork':
+    def start(self) -> BlueskyNetwork:
         with self._lock:
             if not self._stopped:
                 return self
@@ -424,7 +426,11 @@ class BlueskyNetwork:
             'commands': [self.postgres.stop_command()] if self.postgres else [],
             'paths': [
                 str(p)
-                for p in (self.postgres.base_dir if self.postgres else None, self._state_file_arg, self.run_dir)
+                for p in (
+                    self.postgres.base_dir if self.postgres else None,
+                    self._state_file_arg,
+                    self.run_dir,
+                )
                 if p
             ],
         })
@@ -507,13 +513,13 @@ class BlueskyNetwork:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             self.run_dir = None
 
-    def __enter__(self) -> 'BlueskyNetwork':
+    def __enter__(self) -> BlueskyNetwork:
         return self.start()
 
     def __exit__(self, *exc: t.Any) -> None:
         self.stop()
 
-    def rss_kib(self) -> t.Dict[str, t.Optional[int]]:
+    def rss_kib(self) -> dict[str, t.Optional[int]]:
         """Resident memory of the node process and the postmaster, in KiB."""
         return {
             'node': _rss_kib(self.pid) if self.pid else None,
@@ -524,7 +530,7 @@ class BlueskyNetwork:
         return _tail(self.log_file, lines)
 
     # ------------------------------------------------------------ clients
-    def client(self, name: str, timeout: float = 15.0) -> 'atproto.Client':  # noqa: F821
+    def client(self, name: str, timeout: float = 15.0) -> atproto.Client:  # noqa: F821
         """A logged-in ``atproto.Client`` for account ``name`` ('bot', 'alice', ...).
 
         ``login()`` also fetches the profile from the AppView, which answers
@@ -549,7 +555,7 @@ class BlueskyNetwork:
                     raise
                 time.sleep(0.2)
 
-    def appview_client(self) -> 'atproto.Client':  # noqa: F821
+    def appview_client(self) -> atproto.Client:  # noqa: F821
         """An unauthenticated client talking to the AppView directly (public reads)."""
         from atproto import Client
 
@@ -666,7 +672,9 @@ def main(argv: t.Optional[t.Sequence[str]] = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument('--appview', dest='appview', action='store_true', default=None,
                       help='require the AppView (PostgreSQL)')
-    mode.add_argument('--no-appview', dest='appview', action='store_false', default=None, help='PLC + PDS only')
+    mode.add_argument(
+        '--no-appview', dest='appview', action='store_false', default=None, help='PLC + PDS only'
+    )
     parser.add_argument('--timeout', type=float, default=None, help='startup deadline in seconds')
     args = parser.parse_args(argv)
 

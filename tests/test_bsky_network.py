@@ -11,7 +11,10 @@ import time
 import pytest
 from atproto import CAR, AtUri, FirehoseSubscribeReposClient, models, parse_subscribe_repos_message
 
-from tests.bsky_network import BlueskyNetwork, bsky_network, require_bsky  # noqa: F401 (fixture)
+from tests.bsky_network import (  # the bsky_network fixture comes from tests/conftest.py
+    BlueskyNetwork,
+    require_bsky,
+)
 
 TAG = 'numpolville'
 
@@ -21,10 +24,14 @@ def _need_appview(net: BlueskyNetwork) -> None:
         return
     if require_bsky():
         pytest.fail('NUMPOLVILLE_REQUIRE_BSKY is set but the local Bluesky network runs without AppView')
-    pytest.skip('the local Bluesky network runs without AppView (PostgreSQL missing or NUMPOLVILLE_BSKY_APPVIEW=0)')
+    pytest.skip(
+        'the local Bluesky network runs without AppView (PostgreSQL missing or NUMPOLVILLE_BSKY_APPVIEW=0)'
+    )
 
 
-def _tagged_post(client, repo_did: str, text_before: str = 'Hello from the square ') -> models.AppBskyFeedPost.CreateRecordResponse:
+def _tagged_post(
+    client, repo_did: str, text_before: str = 'Hello from the square '
+) -> models.AppBskyFeedPost.CreateRecordResponse:
     """Post ``<text_before>#numpolville`` with a proper tag facet (byte offsets).
 
     The repo DID is passed explicitly: without AppView ``client.me`` is None.
@@ -53,7 +60,8 @@ def bot(bsky_network):
 def test_network_started(bsky_network):
     net = bsky_network
     print(
-        f'\nbsky network startup: {net.startup_seconds:.1f} s (postgres {net.postgres_seconds or 0:.1f} s in parallel, '
+        f'\nbsky network startup: {net.startup_seconds:.1f} s '
+        f'(postgres {net.postgres_seconds or 0:.1f} s in parallel, '
         f'node {net.state.get("timings_ms")}), appview={net.has_appview}, rss={net.rss_kib()} KiB'
     )
     for url in (net.pds_url, net.plc_url, net.firehose_url) + ((net.appview_url,) if net.has_appview else ()):
@@ -154,7 +162,7 @@ def test_firehose_receives_post_commit(bsky_network, alice):
     thread.start()
     try:
         assert first_frame.wait(10), 'no firehose frame within 10 s'
-        bsky_network.wait_until(lambda: before.uri in seen, deadline=10, what='replayed commit of the early post')
+        bsky_network.wait_until(lambda: before.uri in seen, deadline=10, what='replayed early commit')
         _, record = seen[before.uri]
         assert record is not None and record['text'] == f'Before the socket #{TAG}'
 
@@ -163,7 +171,7 @@ def test_firehose_receives_post_commit(bsky_network, alice):
         live = _tagged_post(alice, alice_did, 'Live from the town hall ')
         bsky_network.wait_until(lambda: live.uri in seen, deadline=10, what='live commit of the tagged post')
         received_at, record = seen[live.uri]
-        print(f'\npost -> firehose: {1000 * (received_at - t0):.1f} ms (including the createRecord round trip)')
+        print(f'\npost -> firehose: {1000 * (received_at - t0):.1f} ms (createRecord round trip included)')
         assert record['text'] == f'Live from the town hall #{TAG}'
         assert record['facets'][0]['features'][0]['$type'] == 'app.bsky.richtext.facet#tag'
         assert record['facets'][0]['features'][0]['tag'] == TAG
