@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Curates a hashtag across Mastodon and Bluesky: asks posters for a category, boosts, "
          "logs to SQLite and publishes the weekly digest.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
