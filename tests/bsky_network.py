@@ -122,6 +122,26 @@ def _rss_kib(pid: int) -> t.Optional[int]:
     return None
 
 
+def _pss_kib(pid: int) -> t.Optional[int]:
+    """Proportional set size in KiB (shared pages split between processes)."""
+    try:
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            for line in f:
+                if line.startswith('Pss:'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f'/proc/{pid}/task/{pid}/children') as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
@@ -444,6 +464,9 @@ class BlueskyNetwork:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                # own process group: a terminal's Ctrl-C reaches only us, and
+                # stop() shuts node down in order (by PID)
+                start_new_session=True,
             )
         self.pid = self.proc.pid
         if self.postgres is not None:
@@ -520,11 +543,14 @@ class BlueskyNetwork:
         self.stop()
 
     def rss_kib(self) -> dict[str, t.Optional[int]]:
-        """Resident memory of the node process and the postmaster, in KiB."""
-        return {
-            'node': _rss_kib(self.pid) if self.pid else None,
-            'postgres': _rss_kib(self.postgres.pid()) if self.postgres and self.postgres.pid() else None,
-        }
+        """Memory in KiB: node (RSS), PostgreSQL (PSS of postmaster + backends, so
+        shared buffers are not counted once per backend)."""
+        pg_pid = self.postgres.pid() if self.postgres else None
+        pg_total = None
+        if pg_pid:
+            pids = [pg_pid] + _children(pg_pid)
+            pg_total = sum(_pss_kib(p) or 0 for p in pids)
+        return {'node': _rss_kib(self.pid) if self.pid else None, 'postgres': pg_total}
 
     def log_tail(self, lines: int = 60) -> str:
         return _tail(self.log_file, lines)

@@ -180,3 +180,10 @@ def test_firehose_receives_post_commit(bsky_network, alice):
         client.stop()
         thread.join(10)
     assert not thread.is_alive(), 'firehose client did not stop'
+
+
+def test_memory_after_use(bsky_network):
+    """Not a limit, a measurement: the notes say ~320 MB idle, up to ~500 MB after use."""
+    rss = bsky_network.rss_kib()
+    print(f'\nbsky network memory after the tests: {rss} KiB')
+    assert rss['node'] is not None and rss['node'] > 0
