@@ -333,6 +333,40 @@ def _post_digest(config: Config, store: Store, built: Any) -> None:
         _console(stderr=True).print(f"Posted on {network}: {len(refs)} posts", highlight=False)
 
 
+@app.command()
+def init(config: ConfigOpt = None,
+         env_file: Annotated[Path, typer.Option(help="Where the secrets go (mode 0600)")] = Path(".env"),
+         mastodon: Annotated[Optional[bool], typer.Option(
+             "--mastodon/--no-mastodon", help="Set up Mastodon [default: ask]", show_default=False)] = None,
+         mastodon_server: Annotated[Optional[str], typer.Option(help="The bot account's server")] = None,
+         mastodon_code: Annotated[Optional[str], typer.Option(
+             help="The authorization code shown after authorizing the app")] = None,
+         bluesky: Annotated[Optional[bool], typer.Option(
+             "--bluesky/--no-bluesky", help="Set up Bluesky [default: ask]", show_default=False)] = None,
+         bluesky_service: Annotated[Optional[str], typer.Option(help="PDS or entryway URL")] = None,
+         bluesky_handle: Annotated[Optional[str], typer.Option(help="The bot account's handle")] = None,
+         bluesky_password: Annotated[Optional[str], typer.Option(
+             help="An app password (better: $NUMPOLVILLE_BLUESKY_PASSWORD or a prompt)")] = None,
+         non_interactive: Annotated[bool, typer.Option(
+             "--non-interactive", help="Never ask: flags and existing values only")] = False,
+         ) -> None:
+    """Set up the bot: register on Mastodon, check the Bluesky login, write the config and .env.
+    Re-running keeps what still works."""
+    from bot import config as cfg
+    from bot import setup_wizard as wiz
+
+    def body() -> None:
+        opts = wiz.InitOptions(cfg.resolve_path(config), env_file, mastodon, mastodon_server,
+                               mastodon_code, bluesky, bluesky_service, bluesky_handle, bluesky_password)
+        try:
+            wiz.run(opts, wiz.FlagsOnly() if non_interactive else wiz.RichPrompter())
+        except wiz.InitError as e:
+            raise _fail(str(e), e.exit_code) from None
+        _console().print("Next: [bold]numpolville doctor[/], then [bold]numpolville run[/].")
+
+    _guarded(body)
+
+
 def main() -> None:
     app()
 
