@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.bluesky.convert import to_post
-from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules, record_tags
+from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules
 from bot.bluesky.records import fit, graphemes, record_key, tid_micros
 from tests.test_bluesky_frames import commit_frame, jetstream_message
 

@@ -1,0 +1,209 @@
+"""The bot end to end on the reference AT Protocol servers (local PLC + PDS + AppView): the real
+Runtime, the real BlueskyAdapter and the unpatched atproto SDK over loopback.
+
+Every write by a person waits until the post it replies to is visible in the AppView (a reply to
+a post the AppView has not indexed is marked invalidReplyRoot); the bot's side does the same in
+`_thread_record`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from atproto import models
+from atproto_client.exceptions import AtProtocolError
+
+from bot.bluesky.records import record_key
+from bot.config import parse
+from bot.runtime import Runtime, build_adapters
+from bot.store import Store
+from tests.bsky_network import BlueskyNetwork
+
+TAG = "numpolville"
+
+
+def tagged(client: Any, text: str) -> Any:
+    """`text #numpolville` with a tag facet (UTF-8 byte offsets)."""
+    body = f"{text} #NumPolVille"
+    start = len(f"{text} ".encode())
+    facet = models.AppBskyRichtextFacet.Main(
+        index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=len(body.encode())),
+        features=[models.AppBskyRichtextFacet.Tag(tag="NumPolVille")])
+    return client.send_post(text=body, facets=[facet])
+
+
+def answer(net: BlueskyNetwork, client: Any, parent_uri: str, text: str) -> Any:
+    """Reply to the bot's prompt once the AppView shows it, as a person would."""
+    parent = net.wait_visible(parent_uri)
+    root = parent.record.reply.root if parent.record.reply else models.create_strong_ref(parent)
+    ref = models.AppBskyFeedPost.ReplyRef(parent=models.create_strong_ref(parent), root=root)
+    return client.send_post(text=text, reply_to=ref)
+
+
+def wait(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise TimeoutError(what)
+        time.sleep(0.05)
+
+
+def row(store: Store, uri: str) -> dict[str, Any] | None:
+    return next(store.db.query("SELECT * FROM items WHERE uri = ?", [uri]), None)
+
+
+def bot_record(client: Any, did: str, collection: str, rkey: str) -> Any:
+    try:
+        return client.com.atproto.repo.get_record({"repo": did, "collection": collection, "rkey": rkey})
+    except AtProtocolError:
+        return None
+
+
+class Bot:
+    """A running bot (Runtime + BlueskyAdapter) on a store; restartable on the same store."""
+
+    def __init__(self, net: BlueskyNetwork, db: Path, source: str = "firehose", **bluesky: Any) -> None:
+        acc = net.accounts["bot"]
+        self.config = parse({
+            "database": str(db),
+            "bluesky": {"enabled": True, "service": net.pds_url, "handle": acc["handle"],
+                        "app_password": acc["password"], "source": source,
+                        "firehose_url": net.firehose_url, **bluesky},
+            "policy": {"max_prompts_per_author_per_day": 1000},
+        })
+        self.store = Store(db)
+        self.runtime: Runtime | None = None
+
+    def start(self) -> Bot:
+        self.runtime = Runtime(self.config, self.store, build_adapters(self.config, self.store))
+        self.runtime.start()
+        adapter = self.runtime.adapters[0]
+        if self.config.bluesky.source != "search":  # events before the socket is up come by cursor
+            wait(lambda: all(s.ws for s in adapter.streams), "the stream is connected")  # type: ignore[attr-defined]
+        return self
+
+    def stop(self) -> None:
+        if self.runtime:
+            self.runtime.shutdown()
+            self.runtime = None
+
+
+@pytest.fixture
+def bot_factory(tmp_path: Path, bsky_network: BlueskyNetwork) -> Iterator[Callable[..., Bot]]:
+    if not bsky_network.has_appview:
+        pytest.skip("the Bluesky tests need the AppView (PostgreSQL)")
+    bots: list[Bot] = []
+
+    def make(**kwargs: Any) -> Bot:
+        bots.append(Bot(bsky_network, tmp_path / "bot.db", **kwargs))
+        return bots[-1].start()
+
+    yield make
+    for b in bots:
+        b.stop()
+
+
+@pytest.fixture(scope="module")
+def people(bsky_network: BlueskyNetwork) -> dict[str, Any]:
+    """Logged-in clients; alice and dan follow the bot, bob and carol do not."""
+    clients = {name: bsky_network.client(name) for name in ("bot", "alice", "bob", "carol", "dan")}
+    for name in ("alice", "dan"):
+        clients[name].follow(bsky_network.did("bot"))
+    return clients
+
+
+def test_prompt_answer_classify_repost_like(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                           bsky_network: BlueskyNetwork) -> None:
+    net, bot_did = bsky_network, bsky_network.did("bot")
+    b = bot_factory()
+    t0 = time.monotonic()
+    post = tagged(people["alice"], f"Un jardin partagé 🌱 {time.time_ns()}")
+    prompted = wait(lambda: (r := row(b.store, post.uri)) and r["prompt_uri"] and r, "prompted")
+    latency = time.monotonic() - t0
+    print(f"\nBluesky prompt latency (post -> prompt on the PDS): {latency * 1000:.0f} ms")
+
+    rkey = prompted["prompt_uri"].rsplit("/", 1)[1]
+    prompt = bot_record(people["bot"], bot_did, "app.bsky.feed.post", rkey)
+    record = prompt.value
+    handle = net.handle("alice")
+    assert record.reply.parent.uri == post.uri and record.reply.root.uri == post.uri
+    assert record.text.startswith(f"@{handle} ")
+    mention = record.facets[0]
+    assert (mention.index.byte_start, mention.index.byte_end) == (0, len(f"@{handle}".encode()))
+    assert mention.features[0].did == net.did("alice")
+    assert prompt.uri.endswith(record_key("prompt", post.uri))
+    thread = net.appview_client().app.bsky.feed.get_post_thread({"uri": post.uri, "depth": 1})
+    assert [r.post.uri for r in thread.thread.replies] == [prompt.uri]  # in alice's thread
+
+    bobs = answer(net, people["bob"], prompt.uri, "1")
+    wait(lambda: list(b.store.db.query("SELECT * FROM events WHERE uri = ? AND action = 'ignore'",
+                                       [bobs.uri])), "bob's answer ignored")
+    alices = answer(net, people["alice"], prompt.uri, "2")
+    done = wait(lambda: (r := row(b.store, post.uri)) and r["boost_ref"] and r, "classified and reposted")
+    assert (done["state"], done["category"], done["classified_by"]) == ("classified", "contexte", handle)
+    repost = bot_record(people["bot"], bot_did, "app.bsky.feed.repost", record_key("repost", post.uri))
+    assert repost.value.subject.uri == post.uri and done["boost_ref"] == repost.uri
+    wait(lambda: bot_record(people["bot"], bot_did, "app.bsky.feed.like", record_key("like", alices.uri)),
+         "alice's answer liked")
+    appview = net.appview_client()
+    wait(lambda: bot_did in [a.did for a in appview.app.bsky.feed.get_reposted_by({"uri": post.uri})
+                             .reposted_by], "the repost is visible in the AppView")
+
+
+def test_non_follower_recorded_only(bot_factory: Callable[..., Bot], people: dict[str, Any]) -> None:
+    b = bot_factory()
+    post = tagged(people["carol"], f"Pas abonnée {time.time_ns()}")
+    seen = wait(lambda: row(b.store, post.uri), "recorded")
+    assert seen["state"] == "seen" and seen["prompt_uri"] is None
+    assert "neither follows nor mentions" in seen["reason"]
+
+
+def test_deleted_post_withdrawn_and_unreposted(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                               bsky_network: BlueskyNetwork) -> None:
+    b, bot_did = bot_factory(), bsky_network.did("bot")
+    post = tagged(people["alice"], f"Un projet #Projet {time.time_ns()}")
+    wait(lambda: (r := row(b.store, post.uri)) and r["boost_ref"], "classified by its own tag, reposted")
+    people["alice"].delete_post(post.uri)
+    gone = wait(lambda: (r := row(b.store, post.uri)) and r["state"] == "deleted" and r["boost_ref"] is None
+                and r, "withdrawn and unreposted")
+    assert gone["deleted"] == 1
+    assert bot_record(people["bot"], bot_did, "app.bsky.feed.repost", record_key("repost", post.uri)) is None
+
+
+def test_restart_in_the_middle_of_a_burst(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                          bsky_network: BlueskyNetwork) -> None:
+    b, bot_did, dan = bot_factory(), bsky_network.did("bot"), people["dan"]
+    run = time.time_ns()
+    uris: list[str] = []
+    writer = threading.Thread(target=lambda: uris.extend(
+        tagged(dan, f"Rafale {run} n°{i}").uri for i in range(50)))
+    writer.start()
+    wait(lambda: b.store.db.execute("SELECT count(*) FROM items WHERE text LIKE ?",
+                                    [f"Rafale {run}%"]).fetchone()[0] >= 10, "the burst has begun")
+    b.stop()  # in the middle: some posts seen, some prompted, the rest still to come
+    writer.join()
+    b.start()
+    count = f"SELECT count(*) FROM items WHERE text LIKE 'Rafale {run}%' AND prompt_uri IS NOT NULL"
+    wait(lambda: b.store.db.execute(count).fetchone()[0] == 50, "50 items prompted", timeout=40)
+    items = f"SELECT count(*) FROM items WHERE text LIKE 'Rafale {run}%'"
+    assert b.store.db.execute(items).fetchone()[0] == 50
+
+    parents: list[str] = []
+    cursor = None
+    while True:  # every prompt the bot's repository holds for this burst, duplicates included
+        page = people["bot"].com.atproto.repo.list_records(
+            {"repo": bot_did, "collection": "app.bsky.feed.post", "limit": 100, "cursor": cursor})
+        parents += [r.value.reply.parent.uri for r in page.records
+                    if r.value.reply and r.value.reply.parent.uri in set(uris)]
+        cursor = page.cursor
+        if not cursor or not page.records:
+            break
+    assert len(parents) == 50 and set(parents) == set(uris)
