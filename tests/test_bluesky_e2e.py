@@ -8,21 +8,28 @@ a post the AppView has not indexed is marked invalidReplyRoot); the bot's side d
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from atproto import models
 from atproto_client.exceptions import AtProtocolError
+from atproto_client.models.utils import get_model_as_dict
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.server import serve
 
 from bot.bluesky.records import record_key
 from bot.config import parse
 from bot.runtime import Runtime, build_adapters
 from bot.store import Store
 from tests.bsky_network import BlueskyNetwork
+from tests.test_bluesky_frames import jetstream_message
 
 TAG = "numpolville"
 
@@ -140,8 +147,9 @@ def test_prompt_answer_classify_repost_like(bot_factory: Callable[..., Bot], peo
     assert (mention.index.byte_start, mention.index.byte_end) == (0, len(f"@{handle}".encode()))
     assert mention.features[0].did == net.did("alice")
     assert prompt.uri.endswith(record_key("prompt", post.uri))
-    thread = net.appview_client().app.bsky.feed.get_post_thread({"uri": post.uri, "depth": 1})
-    assert [r.post.uri for r in thread.thread.replies] == [prompt.uri]  # in alice's thread
+    appview = net.appview_client()
+    wait(lambda: [r.post.uri for r in appview.app.bsky.feed.get_post_thread(
+        {"uri": post.uri, "depth": 1}).thread.replies] == [prompt.uri], "the prompt in alice's thread")
 
     bobs = answer(net, people["bob"], prompt.uri, "1")
     wait(lambda: list(b.store.db.query("SELECT * FROM events WHERE uri = ? AND action = 'ignore'",
@@ -153,7 +161,6 @@ def test_prompt_answer_classify_repost_like(bot_factory: Callable[..., Bot], peo
     assert repost.value.subject.uri == post.uri and done["boost_ref"] == repost.uri
     wait(lambda: bot_record(people["bot"], bot_did, "app.bsky.feed.like", record_key("like", alices.uri)),
          "alice's answer liked")
-    appview = net.appview_client()
     wait(lambda: bot_did in [a.did for a in appview.app.bsky.feed.get_reposted_by({"uri": post.uri})
                              .reposted_by], "the repost is visible in the AppView")
 
@@ -207,3 +214,77 @@ def test_restart_in_the_middle_of_a_burst(bot_factory: Callable[..., Bot], peopl
         if not cursor or not page.records:
             break
     assert len(parents) == 50 and set(parents) == set(uris)
+
+
+# ---- the other sources ---------------------------------------------------------------------------
+
+class JetstreamReplay:
+    """A local Jetstream: serves the messages pushed to it, in the documented JSON format, as text
+    frames, and remembers each connection's request path (to see the cursor come back)."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[bytes] = queue.Queue()
+        self.paths: list[str] = []
+        self.server = serve(self._handle, "127.0.0.1", 0)
+        self.url = f"ws://127.0.0.1:{self.server.socket.getsockname()[1]}/subscribe"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def _handle(self, ws: Any) -> None:
+        self.paths.append(ws.request.path)
+        while True:
+            try:
+                ws.recv(timeout=0.02)
+            except TimeoutError:
+                pass
+            except ConnectionClosed:
+                return
+            with contextlib.suppress(queue.Empty):
+                ws.send(self.messages.get_nowait().decode())
+
+    def push(self, client: Any, uri: str, time_us: int) -> None:
+        """Replay a real post as Jetstream would deliver it."""
+        did, collection, rkey = uri.removeprefix("at://").split("/")
+        res = client.com.atproto.repo.get_record({"repo": did, "collection": collection, "rkey": rkey})
+        record = get_model_as_dict(res.value)
+        self.messages.put(jetstream_message(did, "create", f"{collection}/{rkey}", record, time_us,
+                                            cid=res.cid))
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_jetstream_replay(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                          bsky_network: BlueskyNetwork) -> None:
+    jet = JetstreamReplay()
+    try:
+        b = bot_factory(source="jetstream", jetstream_url=jet.url)
+        noise = people["bob"].send_post(text="rien à voir")
+        post = tagged(people["alice"], f"Via Jetstream {time.time_ns()}")
+        t = time.time_ns() // 1000
+        jet.push(people["bob"], noise.uri, t)
+        jet.push(people["alice"], post.uri, t + 1)
+        prompt_uri = wait(lambda: (r := row(b.store, post.uri)) and r["prompt_uri"], "prompted")
+        assert row(b.store, noise.uri) is None
+        reply = answer(bsky_network, people["alice"], prompt_uri, "3")
+        jet.push(people["alice"], reply.uri, t + 2)
+        done = wait(lambda: (r := row(b.store, post.uri)) and r["boost_ref"] and r, "classified")
+        assert done["category"] == "initiative"
+        b.stop()
+        assert b.store.cursor("bluesky", "jetstream") == str(t + 2)
+        b.start()
+        wait(lambda: len(jet.paths) == 2, "reconnected")
+        query = parse_qs(urlsplit(jet.paths[1]).query)
+        assert query["wantedCollections"] == ["app.bsky.feed.post", "app.bsky.graph.follow"]
+        assert query["cursor"] == [str(t + 2 - 5_000_000)]  # rewound 5 s
+    finally:
+        jet.close()
+
+
+def test_search_mode(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                     bsky_network: BlueskyNetwork) -> None:
+    b = bot_factory(source="search", poll_interval=0.3)
+    post = people["alice"].send_post(text=f"Par la recherche {time.time_ns()} #{TAG}")
+    prompt_uri = wait(lambda: (r := row(b.store, post.uri)) and r["prompt_uri"], "prompted from search")
+    answer(bsky_network, people["alice"], prompt_uri, "4")  # found through the notifications
+    done = wait(lambda: (r := row(b.store, post.uri)) and r["category"] and r, "classified")
+    assert done["category"] == "prospective"

@@ -56,12 +56,13 @@ def commit_frame(repo: str, ops: list[tuple[str, str, dict[str, Any] | None]], s
 
 
 def jetstream_message(did: str, action: str, path: str, record: dict[str, Any] | None,
-                      time_us: int = 1_725_911_162_329_308, *, ascii_only: bool = False) -> bytes:
+                      time_us: int = 1_725_911_162_329_308, *, ascii_only: bool = False,
+                      cid: str = "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi") -> bytes:
     """A Jetstream commit event in the documented JSON format."""
     collection, _, rkey = path.partition("/")
     commit: dict[str, Any] = {"rev": "3l3qo2vutsw2b", "operation": action, "collection": collection,
                               "rkey": rkey}
     if record is not None:
-        commit |= {"record": record, "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}
+        commit |= {"record": record, "cid": cid}
     event = {"did": did, "time_us": time_us, "kind": "commit", "commit": commit}
     return json.dumps(event, ensure_ascii=ascii_only).encode()

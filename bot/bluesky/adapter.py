@@ -13,7 +13,12 @@ import time
 from typing import Any
 
 from atproto import Client
-from atproto_client.exceptions import AtProtocolError, RateLimitExceededError, RequestErrorBase
+from atproto_client.exceptions import (
+    AtProtocolError,
+    RateLimitExceededError,
+    RequestErrorBase,
+    UnauthorizedError,
+)
 from atproto_client.models.utils import get_model_as_dict
 
 from bot.adapter import PermanentError
@@ -49,7 +54,10 @@ class BlueskyAdapter:
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def connect(self) -> frozenset[str]:
-        self.client, self.did = open_client(self.config.bluesky, session_path(self.config.database))
+        try:
+            self.client, self.did = open_client(self.config.bluesky, session_path(self.config.database))
+        except UnauthorizedError as e:  # a wrong password stays wrong: stop instead of retrying
+            raise PermanentError(f"Bluesky refused the login of {self.config.bluesky.handle}: {e}") from e
         self.ingest = Ingest(self.client, Rules(self.config.hashtag, self.did), self.store)
         log.info("Bluesky: logged in as %s (%s)", self.config.bluesky.handle, self.did)
         return frozenset({self.did})
