@@ -367,6 +367,30 @@ def init(config: ConfigOpt = None,
     _guarded(body)
 
 
+@app.command()
+def doctor(config: ConfigOpt = None) -> None:
+    """Check the config, accounts, database, streaming, clock and rate limits; say how to fix what
+    fails. Exits 1 on any failure (2 when the config itself is invalid)."""
+    from bot.doctor import run_checks
+
+    marks = {"pass": "[green]✔[/]", "warn": "[yellow]![/]", "fail": "[red]✘[/]", "n/a": "[dim]·[/]"}
+
+    def body() -> None:
+        console, results = _console(), []
+        for check in run_checks(config):
+            results.append(check)
+            console.print(f"{marks[check.status]} [bold]{check.name}[/]: {check.detail}", highlight=False,
+                          soft_wrap=True)
+            if check.fix and check.status != "pass":
+                console.print(f"    [dim]fix:[/] {check.fix}", highlight=False, soft_wrap=True)
+        failures = [c for c in results if not c.ok]
+        if failures:
+            raise _fail(f"{len(failures)} check(s) failed", 2 if failures[0].name == "config" else 1)
+        console.print("[green]All checks passed.[/]")
+
+    _guarded(body)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,270 @@
+"""`numpolville doctor`: is everything in place for `numpolville run`?
+
+Each check is a small function returning a `Check` (what, pass/warn/fail/n/a, the detail, and the
+fix when it fails), so the CLI only prints and tests call the checks one by one. A check never
+raises: an unexpected error becomes a failed line naming it, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+from bot import config as cfg
+
+MAX_SKEW = 60.0  # seconds; signatures and "since" windows start failing beyond this
+MIN_HEADROOM = 0.10  # warn when less than this share of the rate-limit window is left
+INIT = "run `numpolville init`"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "pass", "warn" (works, worth a look), "fail" or "n/a"
+    detail: str
+    fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+
+def passed(name: str, detail: str) -> Check:
+    return Check(name, "pass", detail)
+
+
+def failed(name: str, detail: str, fix: str) -> Check:
+    return Check(name, "fail", detail, fix)
+
+
+def warned(name: str, detail: str, fix: str = "") -> Check:
+    return Check(name, "warn", detail, fix)
+
+
+def guarded(name: str, fn: Callable[..., Check], *args: Any) -> Check:
+    """Run one check; an unforeseen error is a failure with its type, not a traceback."""
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 — the doctor must finish and report
+        return failed(name, f"unexpected {type(e).__name__}: {str(e)[:200]}",
+                      "report it with this line (no secret is in it)")
+
+
+def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
+    """Every check, in an order where a failure explains the ones after it."""
+    try:
+        config = cfg.load(config_path, required=True)
+    except cfg.ConfigError as e:
+        yield failed("config", str(e), f"fix the file, or {INIT} to write one")
+        return
+    yield passed("config", f"{config.source} is valid")
+    for warning in config.warnings:
+        yield warned("config", warning)
+    if not (config.mastodon.enabled or config.bluesky.enabled):
+        yield failed("networks", "neither Mastodon nor Bluesky is enabled", INIT)
+    yield guarded("database", database, config.database)
+    if config.mastodon.enabled:
+        yield from mastodon_checks(config.mastodon)
+    if config.bluesky.enabled:
+        yield from bluesky_checks(config.bluesky, config.database)
+
+
+# ---- local -----------------------------------------------------------------------------------------
+
+def database(path: Path) -> Check:
+    """The store opens (which applies migrations), is at the latest schema and takes a write."""
+    from bot.store import SCHEMA, Store
+
+    try:
+        store = Store(path)
+        try:
+            version = store.schema_version()
+            with store.transaction():  # a real (no-op) write: read-only files fail here
+                store.db.conn.execute("UPDATE _migrations SET applied_at = applied_at WHERE version = ?",
+                                      (version,))
+        finally:
+            store.close()
+    except (OSError, sqlite3.Error) as e:
+        return failed("database", f"{path}: {e}",
+                      f"make {path.parent} writable by this user, or point `database` elsewhere")
+    if version != len(SCHEMA):
+        return failed("database", f"{path}: schema {version}, this version knows {len(SCHEMA)}",
+                      "upgrade numpolville-bot (the database was written by a newer one)")
+    return passed("database", f"{path}: writable, schema {version} (latest)")
+
+
+def skew(name: str, date_header: str | None, local: float) -> Check:
+    """Compare a server's HTTP `Date` with the local clock."""
+    if not date_header:
+        return warned(name, "the server sent no Date header; clock not checked")
+    offset = local - parsedate_to_datetime(date_header).timestamp()
+    if abs(offset) > MAX_SKEW:
+        return failed(name, f"local clock is {offset:+.0f} s off the server's",
+                      "enable time synchronisation (e.g. `timedatectl set-ntp true`)")
+    return passed(name, f"{offset:+.0f} s from the server")
+
+
+def clock(name: str, url: str) -> Check:
+    import requests
+
+    with requests.get(url, timeout=10, stream=True) as response:
+        return skew(name, response.headers.get("Date"), time.time())
+
+
+def headroom(name: str, remaining: int, limit: int) -> Check:
+    if limit <= 0:
+        return warned(name, "the server announced no rate limit")
+    share = remaining / limit
+    if share < MIN_HEADROOM:
+        return warned(name, f"{remaining}/{limit} calls left in this window ({share:.0%})",
+                      "another client shares this token, or the bot was busy: it slows down by itself")
+    return passed(name, f"{remaining}/{limit} calls left in this window")
+
+
+# ---- Mastodon --------------------------------------------------------------------------------------
+
+def mastodon_checks(m: cfg.MastodonConfig) -> Iterator[Check]:
+    if not m.access_token:
+        yield failed("mastodon token", "missing", f"{INIT} (it stores {cfg.ENV_MASTODON_TOKEN} in .env)")
+        return
+    from bot.mastodon.client import make_client
+
+    client = make_client(m.api_base_url, m.access_token)
+    account: dict[str, Any] = {}
+    login = guarded("mastodon token", mastodon_login, client, m.api_base_url, account)
+    yield login
+    if not login.ok:
+        return
+    me = account["me"]
+    yield guarded("mastodon bot flag", mastodon_bot_flag, me, m.set_bot_flag)
+    yield guarded("mastodon followers", mastodon_followers, client, me["id"])
+    yield guarded("mastodon streaming", mastodon_streaming, client, m)
+    yield guarded("mastodon clock", clock, "mastodon clock", f"{m.api_base_url}/api/v1/instance")
+    yield headroom("mastodon rate limit", client.ratelimit_remaining, client.ratelimit_limit)
+
+
+def mastodon_login(client: Any, server: str, out: dict[str, Any]) -> Check:
+    from mastodon.errors import MastodonError, MastodonNetworkError, MastodonUnauthorizedError
+
+    name = "mastodon token"
+    try:
+        out["me"] = me = client.account_verify_credentials()
+    except MastodonUnauthorizedError:
+        return failed(name, f"{server} refuses the token (revoked, or for another server)", INIT)
+    except MastodonNetworkError:
+        return failed(name, f"cannot reach {server}",
+                      "check `mastodon.api_base_url` and this machine's network")
+    except MastodonError as e:
+        return failed(name, f"{server} answered {type(e).__name__}", "try again later; check the server")
+    return passed(name, f"accepted: @{me['acct']} on {server}")
+
+
+def mastodon_bot_flag(me: dict[str, Any], set_bot_flag: bool) -> Check:
+    name = "mastodon bot flag"
+    if me.get("bot"):
+        return passed(name, f"@{me['acct']} is marked as a bot")
+    if set_bot_flag:
+        return warned(name, f"@{me['acct']} is not marked as a bot yet",
+                      "`numpolville run` sets it at start-up (set_bot_flag = true)")
+    return failed(name, f"@{me['acct']} is not marked as a bot",
+                  "tick “This is an automated account” in Preferences → Profile, "
+                  "or set `mastodon.set_bot_flag = true`")
+
+
+def mastodon_followers(client: Any, account_id: str) -> Check:
+    from mastodon.errors import MastodonError
+
+    try:
+        client.account_followers(account_id, limit=1)
+    except MastodonError as e:
+        return failed("mastodon followers", f"not readable ({type(e).__name__})",
+                      f"the token lacks read:accounts; {INIT} again")
+    return passed("mastodon followers", "readable (prompts go to followers)")
+
+
+def mastodon_streaming(client: Any, m: cfg.MastodonConfig) -> Check:
+    from mastodon.errors import MastodonError
+
+    name = "mastodon streaming"
+    polling = f"polling every {m.poll_interval:g} s will be used"
+    if not m.streaming:
+        return Check(name, "n/a", f"off in the config: {polling}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            healthy = client.stream_healthy()
+    except MastodonError as e:
+        healthy, why = False, type(e).__name__
+    else:
+        why = "not healthy"
+    if healthy:
+        return passed(name, "available")
+    return warned(name, f"unavailable ({why}): {polling}", "nothing to do; slower but complete")
+
+
+# ---- Bluesky ---------------------------------------------------------------------------------------
+
+def bluesky_checks(b: cfg.BlueskyConfig, db: Path) -> Iterator[Check]:
+    if not b.handle or not b.password:
+        yield failed("bluesky login", "handle or app password missing",
+                     f"{INIT} (it stores {cfg.ENV_BLUESKY_PASSWORD} in .env)")
+        return
+    session: dict[str, Any] = {}
+    login = guarded("bluesky login", bluesky_login, b, db, session)
+    yield login
+    if not login.ok:
+        return
+    client, did = session["client"], session["did"]
+    yield guarded("bluesky bot label", bluesky_bot_label, client, did)
+    yield guarded("bluesky followers", bluesky_followers, client, did)
+    yield guarded("bluesky clock", clock, "bluesky clock", f"{b.service}/xrpc/_health")
+
+
+def bluesky_login(b: cfg.BlueskyConfig, db: Path, out: dict[str, Any]) -> Check:
+    """The bot's own login (its saved session first, like `run`, to spare createSession)."""
+    from atproto_client.exceptions import AtProtocolError, NetworkError
+
+    from bot.bluesky.session import open_client, session_path
+
+    try:
+        out["client"], out["did"] = open_client(b, session_path(db))
+    except NetworkError:
+        return failed("bluesky login", f"cannot reach {b.service}",
+                      "check `bluesky.service` and this machine's network")
+    except AtProtocolError as e:
+        return failed("bluesky login", f"{b.service} refuses {b.handle} ({type(e).__name__})",
+                      f"create an app password (bsky.app: Settings → Privacy and security → "
+                      f"App passwords) and {INIT}")
+    return passed("bluesky login", f"{b.handle} ({out['did']})")
+
+
+def bluesky_bot_label(client: Any, did: str) -> Check:
+    """Bluesky has no bot switch; a `bot` self-label on the profile is the nearest thing."""
+    from atproto_client.exceptions import AtProtocolError
+
+    try:
+        record = client.com.atproto.repo.get_record(
+            {"repo": did, "collection": "app.bsky.actor.profile", "rkey": "self"}).value
+    except AtProtocolError:
+        record = None
+    labels = getattr(getattr(record, "labels", None), "values", None) or ()
+    if any(getattr(label, "val", "") == "bot" for label in labels):
+        return passed("bluesky bot label", "the profile carries the `bot` self-label")
+    return Check("bluesky bot label", "n/a", "Bluesky has no bot flag; say it in the bio")
+
+
+def bluesky_followers(client: Any, did: str) -> Check:
+    from atproto_client.exceptions import AtProtocolError
+
+    try:
+        client.app.bsky.graph.get_followers({"actor": did, "limit": 1})
+    except AtProtocolError as e:
+        return failed("bluesky followers", f"not readable ({type(e).__name__})",
+                      "the service must reach an AppView (bsky.social does); check `bluesky.service`")
+    return passed("bluesky followers", "readable (prompts go to followers)")
