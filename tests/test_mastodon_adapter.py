@@ -35,6 +35,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "co
 
 @dataclass
 class Bot:
+    """The bot under test. `store` is a second connection to its database, as `numpolville export`
+    would open: the test thread never shares the bot's own connection."""
+
     server: MastodonServer
     store: Store
     runtime: Runtime | None
@@ -51,6 +54,7 @@ class Bot:
     def stop(self) -> None:
         if self.runtime is not None:
             self.runtime.shutdown(timeout=2.0)
+            self.runtime.store.close()
             self.runtime = None
 
     def items(self) -> dict[str, dict[str, Any]]:
@@ -66,7 +70,7 @@ class Bot:
 
 def make_bot(server: MastodonServer, tmp_path: Path, token: str, policy: dict[str, Any] | None = None,
              **mastodon: Any) -> Bot:
-    store = Store(tmp_path / "bot.db")
+    path = tmp_path / "bot.db"
     raw = {"hashtag": TAG, "language": "fr",
            "mastodon": {"enabled": True, "api_base_url": server.base_url, "access_token": token,
                         "poll_interval": 0.2, **mastodon},
@@ -75,9 +79,10 @@ def make_bot(server: MastodonServer, tmp_path: Path, token: str, policy: dict[st
     config = parse(raw)
 
     def make() -> Runtime:
+        store = Store(path)
         return Runtime(config, store, build_adapters(config, store))
 
-    return Bot(server, store, None, make)
+    return Bot(server, Store(path), None, make)
 
 
 @pytest.fixture
@@ -262,6 +267,19 @@ def test_polling_when_the_server_has_no_streaming(world: MastodonServer, tmp_pat
         b.stop()
 
 
+def test_polling_the_tag_when_the_server_has_no_hashtag_stream(world: MastodonServer, tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    world.hashtag_stream_enabled = False
+    b = make_bot(world, tmp_path, world.world.numpolville_token).start(streams=1)  # mentions stream
+    try:
+        status, _ = prompt_and_answer(b, world, "alice", "1")
+        wait_for(lambda: b.item(status["id"])["category"] == "projet", what="the classification")
+        assert "mastodon tag: no stream" in caplog.text
+        assert world.open_streams() == 1
+    finally:
+        b.stop()
+
+
 # ---- a polite client ------------------------------------------------------------------------------
 
 def test_429_and_5xx_lose_no_action_and_log_no_error(bot: Bot, world: MastodonServer,
@@ -276,6 +294,7 @@ def test_429_and_5xx_lose_no_action_and_log_no_error(bot: Bot, world: MastodonSe
     assert len(world.requests("POST", r"^/api/v1/statuses$", status=429)) == 2
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not [r for r in caplog.records if "429" in r.getMessage() and r.levelno >= logging.WARNING]
+    assert world.world.numpolville_token not in caplog.text  # type: ignore[attr-defined]
 
 
 def test_rate_limit_window_is_waited_out(bot: Bot, world: MastodonServer,
