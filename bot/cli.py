@@ -352,6 +352,8 @@ def init(config: ConfigOpt = None,
          ) -> None:
     """Set up the bot: register on Mastodon, check the Bluesky login, write the config and .env.
     Re-running keeps what still works."""
+    from rich.markup import escape
+
     from bot import config as cfg
     from bot import setup_wizard as wiz
 
@@ -361,7 +363,7 @@ def init(config: ConfigOpt = None,
         try:
             wiz.run(opts, wiz.FlagsOnly() if non_interactive else wiz.RichPrompter())
         except wiz.InitError as e:
-            raise _fail(str(e), e.exit_code) from None
+            raise _fail(escape(str(e)), e.exit_code) from None
         _console().print("Next: [bold]numpolville doctor[/], then [bold]numpolville run[/].")
 
     _guarded(body)
@@ -387,6 +389,29 @@ def doctor(config: ConfigOpt = None) -> None:
         if failures:
             raise _fail(f"{len(failures)} check(s) failed", 2 if failures[0].name == "config" else 1)
         console.print("[green]All checks passed.[/]")
+
+    _guarded(body)
+
+
+@app.command()
+def browse(config: ConfigOpt = None,
+           host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+           port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+           open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open a web browser")] = True,
+           ) -> None:
+    """Browse the database in Datasette (tables explained, canned queries). Needs the extra:
+    pip install 'numpolville-bot[browse]'."""
+    from rich.markup import escape
+
+    from bot.browse import BrowseError, serve
+
+    def body() -> None:
+        try:
+            code = serve(_load(config).database, host, port, open_browser)
+        except BrowseError as e:  # its text shows `[browse]`, which is not markup
+            raise _fail(escape(str(e)), 1) from None
+        if code:
+            raise typer.Exit(1)
 
     _guarded(body)
 
