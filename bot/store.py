@@ -7,6 +7,7 @@ migrations are recorded in `_migrations` and applied on open. Secrets never come
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import threading
@@ -317,12 +318,17 @@ class Store:
             sql, args = sql + " AND created_at >= ?", [*args, iso(since)]
         if until:
             sql, args = sql + " AND created_at < ?", [*args, iso(until)]
-        yield from self.db.query(sql + " ORDER BY created_at, network, uri", args)
+        sql += " ORDER BY created_at, network, uri LIMIT 1000 OFFSET ?"
+        for offset in itertools.count(0, 1000):  # pages: the lock is never held across a yield
+            page = self._all(sql, *args, offset)
+            yield from page
+            if len(page) < 1000:
+                return
 
     def stats(self) -> list[dict[str, Any]]:
-        return list(self.db.query(
+        return self._all(
             "SELECT network, coalesce(category, '') AS category, state, count(*) AS items, "
-            "sum(boosted_at IS NOT NULL) AS boosted FROM items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"))
+            "sum(boosted_at IS NOT NULL) AS boosted FROM items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 
     def forget(self, author: str) -> int:
         """Erase an author's items, events and profile (a data-protection request)."""
@@ -354,6 +360,10 @@ class Store:
     def _one(self, sql: str, *args: Any) -> dict[str, Any] | None:
         with self.lock:
             return next(self.db.query(sql, args), None)
+
+    def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.db.query(sql, args))
 
     # ---- health ---------------------------------------------------------------------------------
 
@@ -389,9 +399,9 @@ class Store:
 
     def health(self) -> dict[str, Any]:
         """What `numpolville status` shows: sources, pending intents, prompts waiting."""
-        one = self.db.conn.execute
+        one = self._exec
         return {
-            "sources": list(self.db.query("SELECT * FROM sources ORDER BY network, name")),
+            "sources": self._all("SELECT * FROM sources ORDER BY network, name"),
             "pending_intents": one("SELECT count(*) FROM intents WHERE state = 'pending'").fetchone()[0],
             "failed_intents": one("SELECT count(*) FROM intents WHERE state = 'failed'").fetchone()[0],
             "waiting": one("SELECT count(*) FROM items WHERE state = 'prompted'").fetchone()[0],
@@ -403,13 +413,13 @@ class Store:
     def digest_items(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         """Items created in [since, until) with their author's standing (opted_out, nobot,
         labels as a list). The digest decides what to leave out; this only reads."""
-        rows = self.db.query(
+        rows = self._all(
             "SELECT i.network, i.uri, i.url, i.author_id, i.author_handle, i.text, i.link, "
             "i.link_title, i.created_at, i.visibility, i.state, i.category, i.deleted, "
             "coalesce(a.opted_out, 0) AS opted_out, coalesce(a.nobot, 0) AS nobot, a.labels "
             "FROM items i LEFT JOIN authors a ON a.network = i.network AND a.id = i.author_id "
             "WHERE i.created_at >= ? AND i.created_at < ? ORDER BY i.created_at, i.network, i.uri",
-            [iso(since), iso(until)])
+            iso(since), iso(until))
         return [{**r, "labels": json.loads(r["labels"]) if r["labels"] else []} for r in rows]
 
     def digest_state(self, period: str, network: str) -> str | None:
@@ -429,7 +439,7 @@ class Store:
             (json.dumps(refs), iso(self.clock()), period, network))
 
     def digests(self) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT * FROM digests ORDER BY period, network"))
+        return self._all("SELECT * FROM digests ORDER BY period, network")
 
 
 class _Transaction:

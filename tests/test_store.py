@@ -117,3 +117,12 @@ def test_secrets_never_reach_the_database(tmp_path: Path) -> None:
     Curator(cfg, store).handle(m.PostSeen(tagged()))
     raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
     assert b"SECRET-TOKEN-123" not in raw and b"pass-word-x" not in raw
+
+
+def test_items_are_read_in_pages_without_loss(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.sqlite")
+    curator = Curator(parse({"policy": {"prompt": "never"}}), store)
+    for n in range(2500):
+        curator.handle(m.PostSeen(tagged(f"u{n:04}")))
+    uris = [row["uri"] for row in store.items()]
+    assert len(uris) == 2500 and len(set(uris)) == 2500
