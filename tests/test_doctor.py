@@ -156,3 +156,8 @@ def test_bluesky(bsky_network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(ENV_BLUESKY_PASSWORD, "wrong")
     login = by_name(config)["bluesky login"]
     assert login.status == "fail" and "App passwords" in login.fix
+
+
+def test_missing_token_names_the_variable(mastodon_server, tmp_path: Path) -> None:
+    check = by_name(write_config(tmp_path, mastodon_server.base_url))["mastodon token"]
+    assert check.status == "fail" and ENV_MASTODON_TOKEN in check.fix

@@ -159,3 +159,16 @@ def test_wrong_bluesky_password_explains_app_passwords(bsky_network) -> None:
                      "--bluesky-password", "wrong-pass-word")
     assert code == 1 and "App passwords" in out and "wrong-pass-word" not in out
     assert not Path("config/numpolville.toml").exists()
+
+
+def test_rich_prompts_rerun_with_the_saved_values(mastodon_server) -> None:
+    """The real prompts: pressing Enter keeps the server and the still-valid token."""
+    _, token = mastodon_server.create_account("bot")
+    wiz.write_env(Path(".env"), {ENV_MASTODON_TOKEN: token})
+    Path("config").mkdir()
+    Path("config/numpolville.toml").write_text(
+        f'[mastodon]\nenabled = true\napi_base_url = "{mastodon_server.base_url}"\n', encoding="utf-8")
+    result = runner.invoke(app, ["init", "--config", "config/numpolville.toml"], input="\n\nn\n")
+    assert result.exit_code == 0, result.output
+    assert "saved token is accepted" in result.output and token not in result.output
+    assert len(mastodon_server.world.apps) == 0
