@@ -33,18 +33,18 @@ class MastodonAdapter:
         self.retry = Retrier(stop=self.stop)
         self.client = make_client(config.mastodon.api_base_url, config.mastodon.access_token)
         self.reader = PostReader(config, store, self.client, self.retry)
-        self.character_limit = DEFAULT_CHARACTER_LIMIT
+        self.max_characters = DEFAULT_CHARACTER_LIMIT
 
     # ---- Adapter --------------------------------------------------------------------------------
 
     def connect(self) -> frozenset[str]:
         me = self.retry(self.client.account_verify_credentials)
         self.reader.bot_ids = frozenset({str(me["id"])})
-        self.character_limit = self._character_limit()
+        self.max_characters = self._max_characters()
         if self.config.mastodon.set_bot_flag and not me.get("bot"):
             self.retry(self.client.account_update_credentials, bot=True)
         log.info("mastodon: signed in as @%s on %s (%d characters per post)", me["acct"],
-                 self.config.mastodon.api_base_url, self.character_limit)
+                 self.config.mastodon.api_base_url, self.max_characters)
         return self.reader.bot_ids
 
     def sources(self) -> list[Source]:
@@ -81,6 +81,18 @@ class MastodonAdapter:
             return None
         raise PermanentError(f"not a Mastodon effect: {type(action).__name__}")
 
+    def post_thread(self, texts: list[str], key: str) -> list[str]:
+        """The digest as a public thread. Each post's idempotency key comes from `key` and its
+        place, so a retry after a crash continues the thread instead of starting a second one."""
+        ids: list[str] = []
+        for n, text in enumerate(texts):
+            digest = hashlib.sha256(f"thread:{key}:{n}".encode()).hexdigest()[:32]
+            status = self.retry(self.client.status_post, self._fit(text),
+                                in_reply_to_id=ids[-1] if ids else None, visibility="public",
+                                idempotency_key=digest, language=self.config.language)
+            ids.append(str(status["id"]))
+        return ids
+
     def close(self) -> None:
         self.stop.set()
         self.client.session.close()
@@ -99,9 +111,9 @@ class MastodonAdapter:
                          for c in sorted(self.config.categories, key=lambda c: c.number))
 
     def _fit(self, text: str) -> str:
-        return text if len(text) <= self.character_limit else text[: self.character_limit - 1] + "…"
+        return text if len(text) <= self.max_characters else text[: self.max_characters - 1] + "…"
 
-    def _character_limit(self) -> int:
+    def _max_characters(self) -> int:
         """The server's limit: instance v2, else v1 (Mastodon), else Pleroma's `max_toot_chars`."""
         for read in (lambda: self.client.instance_v2()["configuration"]["statuses"]["max_characters"],
                      lambda: self.client.instance_v1()["configuration"]["statuses"]["max_characters"],
