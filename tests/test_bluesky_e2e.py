@@ -9,10 +9,12 @@ a post the AppView has not indexed is marked invalidReplyRoot); the bot's side d
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -288,3 +290,38 @@ def test_search_mode(bot_factory: Callable[..., Bot], people: dict[str, Any],
     answer(bsky_network, people["alice"], prompt_uri, "4")  # found through the notifications
     done = wait(lambda: (r := row(b.store, post.uri)) and r["category"] and r, "classified")
     assert done["category"] == "prospective"
+
+
+def test_threadgate_forbids_the_prompt(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                       bsky_network: BlueskyNetwork) -> None:
+    """A post whose threadgate allows nobody is recorded, and the prompt is given up with a reason."""
+    b, alice, did = bot_factory(), people["alice"], bsky_network.did("alice")
+    rkey = record_key("test", f"{time.time_ns()}")
+    uri = f"at://{did}/app.bsky.feed.post/{rkey}"
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    alice.com.atproto.repo.apply_writes({"repo": did, "writes": [  # one commit: gate and post together
+        {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post", "rkey": rkey,
+         "value": {"$type": "app.bsky.feed.post", "text": "Fil fermé #numpolville", "createdAt": now}},
+        {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.threadgate",
+         "rkey": rkey, "value": {"$type": "app.bsky.feed.threadgate", "post": uri, "allow": [],
+                                 "createdAt": now}}]})
+    failed = wait(lambda: next(b.store.db.query(
+        "SELECT * FROM intents WHERE uri = ? AND kind = 'prompt' AND state = 'failed'", [uri]), None),
+        "the prompt given up", timeout=8)
+    assert "threadgate" in failed["error"]
+    assert row(b.store, uri)["prompt_uri"] is None
+
+
+def test_session_saved_once_and_reused(bot_factory: Callable[..., Bot], tmp_path: Path,
+                                       caplog: pytest.LogCaptureFixture,
+                                       bsky_network: BlueskyNetwork) -> None:
+    caplog.set_level(logging.INFO, logger="numpolville.bluesky")
+    b = bot_factory(source="search", poll_interval=30)
+    saved = tmp_path / ".bluesky-session"
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert bsky_network.accounts["bot"]["password"] not in saved.read_text()
+    b.stop()
+    caplog.clear()
+    b.start()
+    assert "session create saved" not in caplog.text  # no second createSession
+    assert "logged in as" in caplog.text
