@@ -325,3 +325,20 @@ def test_session_saved_once_and_reused(bot_factory: Callable[..., Bot], tmp_path
     b.start()
     assert "session create saved" not in caplog.text  # no second createSession
     assert "logged in as" in caplog.text
+
+
+def test_digest_thread_is_posted_once(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                      bsky_network: BlueskyNetwork) -> None:
+    b = bot_factory(source="search", poll_interval=30)
+    adapter = b.runtime.adapters[0]  # type: ignore[union-attr]
+    key = f"digest:{time.time_ns()}:bluesky"
+    texts = ["Veille de la semaine : https://example.org/veille 📰", "1️⃣ Projet : 3 partages", "Fin"]
+    refs = adapter.post_thread(texts, key)
+    assert adapter.post_thread(texts, key) == refs  # a retry after a crash posts nothing new
+    records = [people["bot"].com.atproto.repo.get_record(
+        {"repo": bsky_network.did("bot"), "collection": "app.bsky.feed.post",
+         "rkey": ref.split()[0].rsplit("/", 1)[1]}).value for ref in refs]
+    assert [r.text for r in records] == texts
+    assert records[0].facets[0].features[0].uri == "https://example.org/veille"
+    assert records[2].reply.parent.uri == refs[1].split()[0]
+    assert records[2].reply.root.uri == refs[0].split()[0]

@@ -27,7 +27,16 @@ from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.ingest import Ingest
 from bot.bluesky.jetstream import JetstreamSource
 from bot.bluesky.limits import WriteBudget
-from bot.bluesky.records import record_key, reply_post, strong_ref, subject_record
+from bot.bluesky.records import (
+    MAX_GRAPHEMES,
+    fit,
+    link_facets,
+    now_iso,
+    record_key,
+    reply_post,
+    strong_ref,
+    subject_record,
+)
 from bot.bluesky.search import NotificationSource, SearchSource
 from bot.bluesky.session import open_client, session_path
 from bot.bluesky.stream import StreamSource
@@ -43,6 +52,7 @@ THREAD_WAIT = 5.0  # the AppView indexes a post within ~0.3 s, rarely 1 s
 
 class BlueskyAdapter:
     network = "bluesky"
+    max_characters = MAX_GRAPHEMES  # what the digest counts against
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config, self.store = config, store
@@ -106,6 +116,22 @@ class BlueskyAdapter:
             return None
         raise PermanentError(f"not a Bluesky effect: {type(action).__name__}")
 
+    def post_thread(self, texts: list[str], key: str) -> list[str]:
+        """The digest as a thread of public posts. Each post's record key comes from `key` and its
+        place, so a call repeated after a crash finds the posts already made and adds the rest."""
+        refs: list[str] = []
+        root: dict[str, str] | None = None
+        for n, text in enumerate(texts):
+            body = fit(text)
+            record: dict[str, Any] = {"$type": POST, "text": body, "facets": link_facets(body),
+                                      "langs": [self.config.language], "createdAt": now_iso()}
+            if refs:
+                record["reply"] = {"root": root, "parent": strong_ref(refs[-1])}
+            uri, cid = self._create(POST, record_key(f"thread:{n}", key), record)
+            root = root or {"uri": uri, "cid": cid}
+            refs.append(f"{uri} {cid}")
+        return refs
+
     def _reply(self, post: Post, purpose: str, text: str) -> tuple[str, str]:
         """Reply in the post's thread: root is the thread's root, parent the post itself."""
         parent = strong_ref(post.ref)
@@ -136,17 +162,21 @@ class BlueskyAdapter:
         return get_model_as_dict(view.record)
 
     def _create(self, collection: str, rkey: str, record: dict[str, Any]) -> tuple[str, str]:
-        """Create the record under `rkey`; if it exists already (an earlier attempt), return it."""
+        """Create the record under `rkey`. A create on a taken key fails (the reference PDS answers
+        500, others "already exists"): if the record is there, an earlier attempt made it."""
         try:
             res = self._write("create", self._client.com.atproto.repo.create_record,
                               {"repo": self.did, "collection": collection, "rkey": rkey,
                                "record": record})
             return res.uri, res.cid
         except RequestErrorBase as e:
-            if "already exists" not in str(e).lower():
+            if isinstance(e, UnauthorizedError):
                 raise
-            existing = self._client.com.atproto.repo.get_record(
-                {"repo": self.did, "collection": collection, "rkey": rkey})
+            try:
+                existing = self._client.com.atproto.repo.get_record(
+                    {"repo": self.did, "collection": collection, "rkey": rkey})
+            except AtProtocolError:
+                raise e from None
             return existing.uri, existing.cid or ""
 
     def _write(self, operation: str, call: Any, data: dict[str, Any]) -> Any:

@@ -5,25 +5,28 @@ texts cut to 300 graphemes."""
 from __future__ import annotations
 
 import hashlib
-import unicodedata
 from datetime import datetime, timezone
 from typing import Any
+
+import regex
 
 B32 = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable, the TID alphabet
 MIN_MICROS = int(datetime(2023, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_000)
 MAX_MICROS = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp() * 1_000_000)
 MAX_GRAPHEMES = 300
-_JOINERS = {"\u200d", "\ufe0e", "\ufe0f"}
+_URL = regex.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]]")
+SPREAD_MICROS = 365 * 86400 * 1_000_000
 
 
 def record_key(purpose: str, subject_uri: str) -> str:
     """A valid TID that only (purpose, subject) determines. Its time is the subject's own TID time
     (Bluesky posts are keyed by TIDs) with the last ~second and the clock id taken from a hash, so
-    two subjects never share a key in practice and the bot's records sort near their subject."""
+    two subjects never share a key in practice and the bot's records sort near their subject.
+    The subject may be any string (a digest key): then the time comes from the hash."""
     h = int.from_bytes(hashlib.sha256(f"{purpose}:{subject_uri}".encode()).digest()[:8], "big")
     micros = tid_micros(subject_uri.rsplit("/", 1)[-1])
-    if micros is None:
-        micros = MIN_MICROS + (h >> 11) % (MAX_MICROS - MIN_MICROS)
+    if micros is None:  # not a TID: a time in the bot's first year, never in the future
+        micros = MIN_MICROS + (h >> 11) % SPREAD_MICROS
     micros = (min(max(micros, MIN_MICROS), MAX_MICROS) & ~0xFFFFF) | ((h >> 30) & 0xFFFFF)
     n = (micros << 10) | (h & 0x3FF)
     return "".join(B32[(n >> (5 * i)) & 31] for i in reversed(range(13)))
@@ -72,20 +75,18 @@ def now_iso() -> str:
 
 
 def graphemes(text: str) -> list[str]:
-    """User-perceived characters, close enough for a length limit: combining marks, variation
-    selectors, keycaps, skin tones and ZWJ sequences stay with their base."""
-    out: list[str] = []
-    joined = False
-    for ch in text:
-        if out and (joined or ch in _JOINERS or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-                    or "\U0001f3fb" <= ch <= "\U0001f3ff"):
-            out[-1] += ch
-        else:
-            out.append(ch)
-        joined = ch == "\u200d"
-    return out
+    """User-perceived characters (extended grapheme clusters), as Bluesky counts its 300."""
+    return regex.findall(r"\X", text)
 
 
 def fit(text: str, limit: int = MAX_GRAPHEMES) -> str:
     clusters = graphemes(text)
     return text if len(clusters) <= limit else "".join(clusters[: limit - 1]) + "…"
+
+
+def link_facets(text: str) -> list[dict[str, Any]]:
+    """Link facets for the URLs of a text (Bluesky does not linkify plain text)."""
+    return [{"index": {"byteStart": len(text[: m.start()].encode()),
+                       "byteEnd": len(text[: m.end()].encode())},
+             "features": [{"$type": "app.bsky.richtext.facet#link", "uri": m.group()}]}
+            for m in _URL.finditer(text)]
