@@ -21,7 +21,7 @@ from atproto_client.exceptions import (
 )
 from atproto_client.models.utils import get_model_as_dict
 
-from bot.adapter import PermanentError
+from bot.adapter import PermanentError, Source
 from bot.bluesky.detect import POST, Prefilter, Rules
 from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.ingest import Ingest
@@ -72,7 +72,7 @@ class BlueskyAdapter:
         log.info("Bluesky: logged in as %s (%s)", self.config.bluesky.handle, self.did)
         return frozenset({self.did})
 
-    def sources(self) -> list[Any]:
+    def sources(self) -> list[Source]:
         b, tag = self.config.bluesky, self.config.hashtag
         if b.source == "search":
             return [SearchSource(self.ingest, self.store, b.poll_interval),
