@@ -39,7 +39,8 @@ def describe(action: object) -> str:
     name = type(action).__name__.lower()
     post = getattr(action, "post", None)
     uri = post.uri if post else getattr(action, "uri", "")
-    who = f" @{post.author.handle}" if post else ""
+    handle = post.author.handle if post else getattr(action, "handle", "")
+    who = f" @{handle}" if handle else ""
     reason = getattr(action, "reason", "") or getattr(action, "text_key", "")
     category = getattr(action, "category", None)
     return " ".join(filter(None, [name, category and f"[{category}]", f"{uri}{who}",
