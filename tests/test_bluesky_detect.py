@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
+import libipld
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.bluesky.convert import to_post
-from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules
+from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules, StreamError
+from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.records import fit, graphemes, record_key, tid_micros
 from tests.test_bluesky_frames import commit_frame, jetstream_message
 
@@ -191,3 +194,20 @@ def test_prefilter_rejects_most_traffic() -> None:
                                  {"$type": "app.bsky.feed.like", "subject": {"uri": "at://x", "cid": "c"}})])
     plain = commit_frame(ALICE, [("create", "app.bsky.feed.post/3kaaa", post("bonjour"))])
     assert not Prefilter(TAG, BOT).passes(like) and not Prefilter(TAG, BOT).passes(plain)
+
+
+def test_a_message_that_does_not_decode_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    rules = Rules(TAG, BOT)
+    source = FirehoseSource("ws://unused", SimpleNamespace(rules=rules), None, Prefilter(TAG, BOT))
+    events: list = []
+    for bad in (b"\xa2 #numpolville garbage", commit_frame(ALICE, [])[:-3] + b"numpolville"):
+        source._handle(bad, events.append)
+    assert events == [] and caplog.text.count("does not decode") == 2
+
+
+def test_an_error_frame_stops_the_stream() -> None:
+    frame = libipld.encode_dag_cbor({"op": -1}) + libipld.encode_dag_cbor(
+        {"error": "ConsumerTooSlow", "message": "slow"})
+    assert Prefilter.is_error(frame)
+    with pytest.raises(StreamError, match="ConsumerTooSlow"):
+        Rules(TAG, BOT).frame_hits(frame)

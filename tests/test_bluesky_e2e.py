@@ -342,3 +342,15 @@ def test_digest_thread_is_posted_once(bot_factory: Callable[..., Bot], people: d
     assert records[0].facets[0].features[0].uri == "https://example.org/veille"
     assert records[2].reply.parent.uri == refs[1].split()[0]
     assert records[2].reply.root.uri == refs[0].split()[0]
+
+
+def test_unclear_answer_gets_one_explanation(bot_factory: Callable[..., Bot], people: dict[str, Any],
+                                             bsky_network: BlueskyNetwork) -> None:
+    b, bot_did = bot_factory(), bsky_network.did("bot")
+    post = tagged(people["alice"], f"Une question {time.time_ns()}")
+    prompt_uri = wait(lambda: (r := row(b.store, post.uri)) and r["prompt_uri"], "prompted")
+    unclear = answer(bsky_network, people["alice"], prompt_uri, "je ne sais pas trop")
+    reply = wait(lambda: bot_record(people["bot"], bot_did, "app.bsky.feed.post",
+                                    record_key("reply:not_understood", unclear.uri)), "explained")
+    assert reply.value.reply.parent.uri == unclear.uri and reply.value.reply.root.uri == post.uri
+    assert reply.value.text.startswith(f"@{bsky_network.handle('alice')} ")

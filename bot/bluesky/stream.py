@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from websockets.sync.client import ClientConnection, connect
 
 from bot.adapter import Emit
-from bot.bluesky.detect import Hit, Prefilter
+from bot.bluesky.detect import Hit, Prefilter, StreamError
 from bot.bluesky.ingest import Ingest
 from bot.store import Store
 
@@ -68,6 +68,10 @@ class StreamSource(ABC):
     def _handle(self, message: bytes, emit: Emit) -> None:
         try:
             hits = self.hits(message)
+        except StreamError as e:
+            if "FutureCursor" in str(e):  # a cursor from another relay: start from now instead
+                self.store.set_cursor("bluesky", self.name, "")
+            raise
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             log.warning("%s: skipped a message that does not decode (%s)", self.name, e)
             return
