@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from atproto_client.models.utils import get_model_as_dict
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
+from bot.adapter import PermanentError
 from bot.bluesky.records import record_key
 from bot.config import parse
 from bot.runtime import Runtime, build_adapters
@@ -354,3 +356,11 @@ def test_unclear_answer_gets_one_explanation(bot_factory: Callable[..., Bot], pe
                                     record_key("reply:not_understood", unclear.uri)), "explained")
     assert reply.value.reply.parent.uri == unclear.uri and reply.value.reply.root.uri == post.uri
     assert reply.value.text.startswith(f"@{bsky_network.handle('alice')} ")
+
+
+def test_wrong_password_stops_the_bot(tmp_path: Path, bsky_network: BlueskyNetwork) -> None:
+    bot = Bot(bsky_network, tmp_path / "other" / "bot.db")
+    bot.config = replace(bot.config, bluesky=replace(bot.config.bluesky, password="not-the-password"))
+    with pytest.raises(PermanentError, match="refused the login"):
+        bot.start()
+    assert not (tmp_path / "other" / ".bluesky-session").exists()

@@ -2,8 +2,8 @@
 records in the bot's own repository.
 
 Every write uses a record key derived from (purpose, subject), so a retry after a crash finds the
-first attempt ("record already exists") and reports it instead of writing a second prompt, repost
-or like.
+first attempt (the create fails on the taken key, the record is there) and reports it instead of
+writing a second prompt, repost or like.
 """
 
 from __future__ import annotations
