@@ -123,12 +123,14 @@ def bot_factory(tmp_path: Path, bsky_network: BlueskyNetwork) -> Iterator[Callab
 
 
 @pytest.fixture(scope="module")
-def people(bsky_network: BlueskyNetwork) -> dict[str, Any]:
-    """Logged-in clients; alice and dan follow the bot, bob and carol do not."""
+def people(bsky_network: BlueskyNetwork) -> Iterator[dict[str, Any]]:
+    """Logged-in clients; alice and dan follow the bot, bob and carol do not. The follows are
+    undone afterwards: the network is shared by the whole session."""
     clients = {name: bsky_network.client(name) for name in ("bot", "alice", "bob", "carol", "dan")}
-    for name in ("alice", "dan"):
-        clients[name].follow(bsky_network.did("bot"))
-    return clients
+    follows = {name: clients[name].follow(bsky_network.did("bot")).uri for name in ("alice", "dan")}
+    yield clients
+    for name, uri in follows.items():
+        clients[name].delete_follow(uri)
 
 
 def test_prompt_answer_classify_repost_like(bot_factory: Callable[..., Bot], people: dict[str, Any],
