@@ -65,7 +65,7 @@ def test_answers_mentions_follows_and_tracked_deletes() -> None:
     follow = {"$type": "app.bsky.graph.follow", "subject": BOT, "createdAt": "2026-03-01T10:00:00Z"}
     assert rules.judge(ALICE, "create", "app.bsky.graph.follow", "f", None, follow).kind == "follow"
     assert rules.judge(ALICE, "delete", "app.bsky.feed.post", "p1", None, None) is None
-    rules.tracked.add((ALICE, "p1"))
+    rules.track(ALICE, "p1")
     assert rules.judge(ALICE, "delete", "app.bsky.feed.post", "p1", None, None).kind == "delete"
 
 
@@ -119,7 +119,8 @@ def test_unicode_case_folding_stops_below_the_scan_limit() -> None:
 
 EXOTIC = "İıſ\u212aﬁﬂéß👍\u0307"  # characters whose case fold is (partly) ASCII, and friends
 dids = st.sampled_from([ALICE, BOT, "did:plc:bobbobbobbobbobbobbobbob"])
-rkeys = st.sampled_from(["3kaaa", "3kbbb", "3kccc"])
+LONG_RKEY = "k" * 300  # a path over 255 bytes: a two-byte CBOR length
+rkeys = st.sampled_from(["3kaaa", "3kbbb", "3kccc", "3n3f2syu72c2v", "3n3f2syu72c2w", LONG_RKEY])
 
 
 @st.composite
@@ -172,11 +173,12 @@ def operations(draw: st.DrawFn, tag: str) -> tuple[str, str, dict | None]:
 def test_prefilter_never_rejects_what_the_rules_accept(tag: str, data: st.DataObject, repo: str,
                                                        ascii_json: bool) -> None:
     ops = data.draw(st.lists(operations(tag), min_size=1, max_size=3))
-    rules = Rules(tag, BOT, tracked={(ALICE, "3kaaa"), (BOT, "3kbbb")})
+    rules = Rules(tag, BOT, tracked={(ALICE, "3kaaa"), (BOT, "3kbbb"), (ALICE, "3n3f2syu72c2v"),
+                                      (ALICE, LONG_RKEY)})
     frame = commit_frame(repo, ops)
     if rules.frame_hits(frame):
-        assert Prefilter(tag, BOT).passes(frame)
-    json_filter = Prefilter(tag, BOT, json_text=True)
+        assert Prefilter(rules).passes(frame)
+    json_filter = Prefilter(rules, json_text=True)
     for action, path, record in ops:
         message = jetstream_message(repo, action, path, record, ascii_only=ascii_json)
         if rules.jetstream_hit(message):
@@ -185,7 +187,7 @@ def test_prefilter_never_rejects_what_the_rules_accept(tag: str, data: st.DataOb
 
 def test_lookalikes_count() -> None:
     assert Rules("fiski", BOT).is_tagged(post("#ﬁſ\u212aİ"))  # folds to "fiski" + a combining dot
-    assert Prefilter("fiski", BOT).passes(commit_frame(ALICE, [("create", "app.bsky.feed.post/3k",
+    assert Prefilter(Rules("fiski", BOT)).passes(commit_frame(ALICE, [("create", "app.bsky.feed.post/3k",
                                                                  post("#ﬁſ\u212aİ"))]))
 
 
@@ -193,12 +195,14 @@ def test_prefilter_rejects_most_traffic() -> None:
     like = commit_frame(ALICE, [("create", "app.bsky.feed.like/3kaaa",
                                  {"$type": "app.bsky.feed.like", "subject": {"uri": "at://x", "cid": "c"}})])
     plain = commit_frame(ALICE, [("create", "app.bsky.feed.post/3kaaa", post("bonjour"))])
-    assert not Prefilter(TAG, BOT).passes(like) and not Prefilter(TAG, BOT).passes(plain)
+    untracked = commit_frame(ALICE, [("delete", "app.bsky.feed.post/3n3f2syu72c2v", None)])
+    prefilter = Prefilter(Rules(TAG, BOT, tracked={(ALICE, "3n3f2syu72c2w")}))
+    assert not any(prefilter.passes(f) for f in (like, plain, untracked))
 
 
 def test_a_message_that_does_not_decode_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
     rules = Rules(TAG, BOT)
-    source = FirehoseSource("ws://unused", SimpleNamespace(rules=rules), None, Prefilter(TAG, BOT))
+    source = FirehoseSource("ws://unused", SimpleNamespace(rules=rules), None, Prefilter(rules))
     events: list = []
     for bad in (b"\xa2 #numpolville garbage", commit_frame(ALICE, [])[:-3] + b"numpolville"):
         source._handle(bad, events.append)

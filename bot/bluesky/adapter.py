@@ -73,16 +73,16 @@ class BlueskyAdapter:
         return frozenset({self.did})
 
     def sources(self) -> list[Source]:
-        b, tag = self.config.bluesky, self.config.hashtag
+        b = self.config.bluesky
         if b.source == "search":
             return [SearchSource(self.ingest, self.store, b.poll_interval),
                     NotificationSource(self.ingest, self.store, b.poll_interval)]
         if b.source == "firehose":
             stream: StreamSource = FirehoseSource(b.firehose_url, self.ingest, self.store,
-                                                  Prefilter(tag, self.did))
+                                                  Prefilter(self.ingest.rules))
         else:
             stream = JetstreamSource(b.jetstream_url, self.ingest, self.store,
-                                     Prefilter(tag, self.did, json_text=True))
+                                     Prefilter(self.ingest.rules, json_text=True))
         self.streams.append(stream)
         return [stream]
 

@@ -87,6 +87,11 @@ class Rules:
     def __post_init__(self) -> None:
         self.tag = self.tag.casefold().lstrip("#")
         self._bot_repo = f"at://{self.bot_did}/"
+        self.tracked_rkeys = {rkey.encode() for _, rkey in self.tracked}
+
+    def track(self, did: str, rkey: str) -> None:
+        self.tracked.add((did, rkey))
+        self.tracked_rkeys.add(rkey.encode())
 
     def is_tagged(self, record: dict[str, Any]) -> bool:
         return self.tag in record_tags(record)
@@ -163,29 +168,31 @@ def frame_seq(frame: bytes) -> int | None:
 class Prefilter:
     """Cheap byte tests that every message the rules could accept passes.
 
-    - tagged posts: the ASCII-lowered message holds the folded tag, or a non-ASCII character whose
-      case fold shares a letter with the tag (the Kelvin sign folds to "k", "ﬁ" to "fi"...); a
-      non-ASCII tag disables this test (every post passes);
+    - tagged posts: the ASCII-lowered message holds the folded tag, or a non-ASCII character that
+      can stand inside a match (see `_lookalikes`); a non-ASCII tag disables this test (every
+      post passes);
     - answers, mentions and follows of the bot: the bot's DID appears (in the parent uri, the
       mention facet, the follow's subject);
-    - deletes of tracked posts: "delete" and the post collection both appear;
+    - deletes of tracked posts: "delete" appears and, in a firehose frame, an op path
+      "app.bsky.feed.post/<rkey>" names a tracked rkey (read through the CBOR text header just
+      before it, every possible length form tried); in JSON, the post collection appears;
     - JSON only: a `\\u` escape could hide anything, so it passes.
     """
 
-    def __init__(self, tag: str, bot_did: str, *, json_text: bool = False) -> None:
-        folded = tag.casefold().lstrip("#")
-        self.bot_did = bot_did.encode()
-        self.ascii_tag = folded.isascii()
-        self.tag = folded.encode() if self.ascii_tag else POST.encode()
-        self.lookalikes = _lookalikes(folded) if self.ascii_tag else ()
-        self.post = POST.encode()
-        self.delete = b"delete"
+    def __init__(self, rules: Rules, *, json_text: bool = False) -> None:
+        self.rules = rules
+        self.bot_did = rules.bot_did.encode()
+        self.ascii_tag = rules.tag.isascii()
+        self.tag = rules.tag.encode() if self.ascii_tag else POST.encode()
+        self.lookalikes = _lookalikes(rules.tag) if self.ascii_tag else ()
+        self.post_path = POST.encode() + (b"" if json_text else b"/")
         self.json_text = json_text
 
     def passes(self, message: bytes) -> bool:
         if self.bot_did in message:
             return True
-        if self.delete in message and self.post in message:
+        if b"delete" in message and self.post_path in message and (
+                self.json_text or self._names_tracked_rkey(message)):
             return True
         if not self.ascii_tag:
             return self.tag in message
@@ -195,9 +202,31 @@ class Prefilter:
             return True
         return any(c in message for c in self.lookalikes)
 
+    def _names_tracked_rkey(self, frame: bytes) -> bool:
+        path, rkeys = self.post_path, self.rules.tracked_rkeys
+        start = len(path)
+        i = frame.find(path)
+        while i >= 0:
+            if any(frame[i + start:i + length] in rkeys for length in _text_lengths(frame, i)):
+                return True
+            i = frame.find(path, i + start)
+        return False
+
     @staticmethod
     def is_error(frame: bytes) -> bool:
         return frame.startswith(_ERROR_HEADER)
+
+
+def _text_lengths(frame: bytes, i: int) -> list[int]:
+    """The lengths a CBOR text string starting at `i` may have, from the header bytes before it
+    (short form 0x60-0x77, then one, two or four length bytes after 0x78, 0x79, 0x7a)."""
+    out = []
+    if i >= 1 and 0x60 <= frame[i - 1] <= 0x77:
+        out.append(frame[i - 1] - 0x60)
+    for width, major in ((1, 0x78), (2, 0x79), (4, 0x7A)):
+        if i > width and frame[i - width - 1] == major:
+            out.append(int.from_bytes(frame[i - width:i], "big"))
+    return out
 
 
 @lru_cache(maxsize=8)

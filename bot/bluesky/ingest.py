@@ -30,7 +30,8 @@ FOLLOW_TTL = 60.0
 
 class TtlCache:
     def __init__(self, ttl: float) -> None:
-        self.ttl, self.data = ttl, {}  # type: ignore[var-annotated]
+        self.ttl = ttl
+        self.data: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Any:
@@ -54,7 +55,8 @@ class Ingest:
         self.client, self.rules, self.store = client, rules, store
         self.profiles = TtlCache(PROFILE_TTL)
         self.follows = TtlCache(FOLLOW_TTL)
-        self.rules.tracked.update(_tracked(store))
+        for did, rkey in _tracked(store):
+            self.rules.track(did, rkey)
 
     def handle(self, hit: Hit, emit: Emit) -> None:
         if hit.kind == "post":
@@ -69,7 +71,7 @@ class Ingest:
         author = self.author(did, check_follow=tagged and did != self.rules.bot_did)
         post = to_post(record, did, rkey, cid, bot_did=self.rules.bot_did, author=author)
         if tagged:
-            self.rules.tracked.add((did, rkey))
+            self.rules.track(did, rkey)
         emit(PostSeen(post))
 
     def author(self, did: str, *, check_follow: bool) -> Author:

@@ -8,6 +8,7 @@ back until it meets that point, then handles what is new oldest first.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,16 +22,16 @@ from bot.store import Store
 MAX_PAGES = 10
 
 
-class _Poller:
+class _Poller(ABC):
     mode = "polling"
     name: str
 
     def __init__(self, ingest: Ingest, store: Store, interval: float) -> None:
         self.ingest, self.store, self.interval = ingest, store, interval
 
+    @abstractmethod
     def pages(self, cursor: str | None) -> tuple[list[Any], str | None]:
         """One page of results (newest first) and the next page's cursor."""
-        raise NotImplementedError
 
     def wanted(self, item: Any) -> bool:
         return True
