@@ -177,6 +177,8 @@ def test_non_follower_recorded_only(bot_factory: Callable[..., Bot], people: dic
     seen = wait(lambda: row(b.store, post.uri), "recorded")
     assert seen["state"] == "seen" and seen["prompt_uri"] is None
     assert "neither follows nor mentions" in seen["reason"]
+    # the cursor is saved while running too (a kill -9 then replays from there, losing nothing)
+    wait(lambda: b.store.cursor("bluesky", "firehose"), "the firehose cursor saved", timeout=5)
 
 
 def test_deleted_post_withdrawn_and_unreposted(bot_factory: Callable[..., Bot], people: dict[str, Any],

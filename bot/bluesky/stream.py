@@ -2,15 +2,17 @@
 is judged and where its cursor sits.
 
 Messages are received as raw bytes; most fail the pre-filter and cost a few byte searches. The
-cursor is read from the last message only when it is saved (every `SAVE_EVERY` messages and when
-the loop ends), after the message was handled, so a restart replays a little and loses nothing:
-the store's unique keys absorb the overlap. Reconnecting with backoff is the supervisor's job.
+cursor is read from the last message only when it is saved (every `SAVE_EVERY` messages or
+`SAVE_SECONDS`, and when the loop ends), after the message was handled, so a restart replays a
+little and loses nothing: the store's unique keys absorb the overlap. Reconnecting with backoff
+is the supervisor's job.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 
 from websockets.sync.client import ClientConnection, connect
@@ -22,6 +24,7 @@ from bot.store import Store
 
 log = logging.getLogger("numpolville.bluesky")
 SAVE_EVERY = 1000
+SAVE_SECONDS = 2.0  # a quiet stream still saves its cursor, so a crash loses nothing
 MAX_MESSAGE = 16 * 1024 * 1024  # a relay may send commits of several MB (tooBig is 2 MB of blocks)
 
 
@@ -44,8 +47,8 @@ class StreamSource(ABC):
     def cursor_of(self, message: bytes) -> str | None: ...
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        last: bytes | None = None
-        count = 0
+        last = b""
+        unsaved, saved_at = 0, time.monotonic()
         url = self.url(self.store.cursor("bluesky", self.name))
         with connect(url, max_size=MAX_MESSAGE, proxy=None, compression=None) as ws:
             self.ws = ws
@@ -54,15 +57,17 @@ class StreamSource(ABC):
                     try:
                         message = ws.recv(timeout=0.5, decode=False)
                     except TimeoutError:
-                        continue
-                    if self.prefilter.passes(message) or self.prefilter.is_error(message):
-                        self._handle(message, emit)
-                    last, count = message, count + 1
-                    if count % SAVE_EVERY == 0:
+                        message = None
+                    if message is not None:
+                        if self.prefilter.passes(message) or self.prefilter.is_error(message):
+                            self._handle(message, emit)
+                        last, unsaved = message, unsaved + 1
+                    if unsaved and (unsaved >= SAVE_EVERY or time.monotonic() - saved_at > SAVE_SECONDS):
                         self._save(last)
+                        unsaved, saved_at = 0, time.monotonic()
             finally:
                 self.ws = None
-                if last is not None:
+                if unsaved:
                     self._save(last)
 
     def _handle(self, message: bytes, emit: Emit) -> None:
