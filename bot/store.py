@@ -278,6 +278,13 @@ class Store:
                 self._exec("DELETE FROM intents WHERE key = ?", (intent_key(
                     m.Boost(a.network, a.uri, a.ref)),))
 
+    def prompt_found(self, network: str, uri: str, prompt_uri: str, prompt_ref: str) -> None:
+        """The item's prompt, found on the server before its intent was marked done (an answer
+        came first); the intent, completed later, writes the same values."""
+        self._exec("UPDATE items SET prompt_uri = ?, prompt_ref = ?, updated_at = ? WHERE network = ? "
+                   "AND uri = ? AND prompt_uri IS NULL",
+                   (prompt_uri, prompt_ref, iso(self.clock()), network, uri))
+
     def intent_failed(self, intent: Intent, error: str, *, final: bool) -> None:
         """Count a failed attempt; a final failure (the post is gone) stops retries."""
         self._exec(

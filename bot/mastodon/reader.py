@@ -15,6 +15,7 @@ from typing import Any
 
 from mastodon import Mastodon
 
+from bot.adapter import PermanentError
 from bot.config import Config
 from bot.mastodon.client import Retrier
 from bot.mastodon.convert import to_post
@@ -59,7 +60,9 @@ class PostReader:
 
     def post(self, status: Mapping[str, Any]) -> Post | None:
         """The Post for a status (None for a boost), with `follows_bot` set when it matters."""
-        post = to_post(status, bot_ids=self.bot_ids, parent_uri=self.parent_uri)
+        to_bot = str(status.get("in_reply_to_account_id")) in self.bot_ids
+        post = to_post(status, bot_ids=self.bot_ids,
+                       parent_uri=lambda local_id: self.parent_uri(local_id, to_bot=to_bot))
         if post is None or not self._needs_follower_check(post):
             return post
         return replace(post, author=replace(post.author, follows_bot=self.follows_bot(post.author.id)))
@@ -67,14 +70,34 @@ class PostReader:
     def remember_prompt(self, local_id: str, uri: str) -> None:
         self.prompt_uris.put(local_id, uri)
 
-    def parent_uri(self, local_id: str) -> str | None:
+    def parent_uri(self, local_id: str, *, to_bot: bool = False) -> str | None:
         """The uri of a reply's parent when it is one of the bot's prompts (the only parents the
-        core looks at); None otherwise, which costs no request."""
+        core looks at); None otherwise, which costs no request unless the reply answers the bot
+        (`to_bot`) about a prompt the store does not know yet."""
         uri = self.prompt_uris.get(local_id)
         if uri is None:
             item = self.store.item_by_prompt_ref("mastodon", local_id)
             uri = item.prompt_uri if item else None
+        if uri is None and to_bot:
+            uri = self._prompt_posted_but_not_stored(local_id)
         return uri
+
+    def _prompt_posted_but_not_stored(self, local_id: str) -> str | None:
+        """A prompt is on the server before the store hears of it (the effect worker writes its
+        uri after the call returns; a crash in between leaves the intent pending until the next
+        start). An answer read in that window would look like no answer at all and be lost, so
+        ask the server: a bot status replying to a prompted item's post is that item's prompt."""
+        try:
+            parent = self.retry(self.client.status, local_id)
+        except PermanentError:
+            return None  # the parent is gone (a deleted prompt): not an answer any more
+        post_ref = parent.get("in_reply_to_id")
+        item = self.store.find_item(str(post_ref)) if post_ref else None
+        if item is None or item.network != "mastodon" or item.state != "prompted" or item.prompt_uri:
+            return None
+        self.store.prompt_found("mastodon", item.uri, parent["uri"], str(parent["id"]))
+        self.remember_prompt(str(parent["id"]), parent["uri"])
+        return str(parent["uri"])
 
     def follows_bot(self, account_id: str) -> bool:
         cached = self.follows.get(account_id)
