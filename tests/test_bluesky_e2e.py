@@ -30,6 +30,7 @@ from websockets.sync.server import serve
 from bot.adapter import PermanentError
 from bot.bluesky.records import record_key
 from bot.config import parse
+from bot.model import Post, Prompt
 from bot.runtime import Runtime, build_adapters
 from bot.store import Store
 from tests.bsky_network import BlueskyNetwork
@@ -368,3 +369,16 @@ def test_wrong_password_stops_the_bot(tmp_path: Path, bsky_network: BlueskyNetwo
     with pytest.raises(PermanentError, match="refused the login"):
         bot.start()
     assert not (tmp_path / "other" / ".bluesky-session").exists()
+
+
+def test_prompt_for_a_vanished_post_is_given_up(bot_factory: Callable[..., Bot],
+                                                bsky_network: BlueskyNetwork) -> None:
+    """A post deleted before the bot could reply (or never indexed): given up, not retried forever."""
+    b = bot_factory(source="search", poll_interval=30)
+    adapter: Any = b.runtime.adapters[0]  # type: ignore[union-attr]
+    alice = adapter.ingest.author(bsky_network.did("alice"), check_follow=False)
+    uri = f"at://{alice.id}/app.bsky.feed.post/{record_key('test', str(time.time_ns()))}"
+    cid = "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"
+    ghost = Post("bluesky", uri, f"{uri} {cid}", "", alice, "#numpolville", datetime.now(timezone.utc))
+    with pytest.raises(PermanentError, match="not in the AppView"):
+        adapter.perform(Prompt(ghost, "unlisted"))

@@ -143,7 +143,8 @@ class BlueskyAdapter:
 
     def _thread_record(self, uri: str) -> dict[str, Any]:
         """The post's record from the AppView, after checking the viewer may reply (threadgate,
-        blocks). Waits briefly for a post the AppView has not indexed yet."""
+        blocks). Waits briefly for a post the AppView has not indexed yet; one still missing after
+        that is gone, and the effect is given up rather than retried forever."""
         deadline = time.monotonic() + THREAD_WAIT
         while True:
             try:
@@ -151,8 +152,10 @@ class BlueskyAdapter:
                                                                   "parentHeight": 0})
                 break
             except AtProtocolError as e:
-                if "NotFound" not in str(e) or time.monotonic() > deadline:
+                if "NotFound" not in str(e):
                     raise
+                if time.monotonic() > deadline:  # deleted, or its author gone: retrying won't help
+                    raise PermanentError(f"the post is not in the AppView: {e}") from e
                 time.sleep(0.1)
         view = getattr(res.thread, "post", None)
         if view is None:
