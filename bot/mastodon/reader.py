@@ -93,9 +93,12 @@ class PostReader:
             return None  # the parent is gone (a deleted prompt): not an answer any more
         post_ref = parent.get("in_reply_to_id")
         item = self.store.find_item(str(post_ref)) if post_ref else None
-        if item is None or item.network != "mastodon" or item.state != "prompted" or item.prompt_uri:
+        if item is None or item.network != "mastodon":
             return None
-        self.store.prompt_found("mastodon", item.uri, parent["uri"], str(parent["id"]))
+        if item.prompt_uri is None and item.state == "prompted":
+            self.store.prompt_found("mastodon", item.uri, parent["uri"], str(parent["id"]))
+        elif item.prompt_uri != parent["uri"]:  # not its prompt (the worker may just have stored it)
+            return None
         self.remember_prompt(str(parent["id"]), parent["uri"])
         return str(parent["uri"])
 
