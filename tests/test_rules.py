@@ -199,3 +199,13 @@ def test_moderator_decision() -> None:
 
 def test_untagged_posts_are_ignored() -> None:
     assert kinds(seen(post(text="rien à voir"))) == ["Ignore"]
+
+
+def test_messages_list_the_categories_in_the_configured_language() -> None:
+    from bot.messages import message
+
+    prompt = message(CFG, m.Prompt(post(), "unlisted"))
+    assert "2\ufe0f\u20e3 Contexte" in prompt and "#numpolville" in prompt and "stop" in prompt
+    english = parse({"language": "en"})
+    thanks = message(english, m.Reply(post(), "thanks", "prospective"))
+    assert thanks == 'Thanks! Filed under "Foresight".'

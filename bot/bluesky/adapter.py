@@ -41,6 +41,7 @@ from bot.bluesky.search import NotificationSource, SearchSource
 from bot.bluesky.session import open_client, session_path
 from bot.bluesky.stream import StreamSource
 from bot.config import Config
+from bot.messages import message
 from bot.model import Acknowledge, Action, Boost, Post, Prompt, Reply, Unboost
 from bot.store import Store
 
@@ -94,15 +95,10 @@ class BlueskyAdapter:
 
     def perform(self, action: Action) -> str | None:
         if isinstance(action, Prompt):
-            uri, cid = self._reply(action.post, "prompt", self.config.text(
-                "prompt", categories=self._category_lines(), author=action.post.author.handle))
+            uri, cid = self._reply(action.post, "prompt", message(self.config, action))
             return f"{uri} {cid}"
         if isinstance(action, Reply):
-            category = self.config.category(action.category or "")
-            text = self.config.text(action.text_key, categories=self._category_lines(),
-                                    category=category.title(self.config.language) if category else "",
-                                    author=action.post.author.handle)
-            return self._reply(action.post, f"reply:{action.text_key}", text)[0]
+            return self._reply(action.post, f"reply:{action.text_key}", message(self.config, action))[0]
         if isinstance(action, Boost):
             return self._create(REPOST, record_key("repost", action.uri),
                                 subject_record(REPOST, action.ref))[0]
@@ -188,10 +184,6 @@ class BlueskyAdapter:
             return call(data)
         except RateLimitExceededError as e:
             raise self.budget.server_said_wait(e.reset_at, e.retry_after) from e
-
-    def _category_lines(self) -> str:
-        return "\n".join(f"{c.number}\ufe0f\u20e3 {c.title(self.config.language)}"
-                         for c in sorted(self.config.categories, key=lambda c: c.number))
 
     @property
     def _client(self) -> Client:

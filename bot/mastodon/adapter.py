@@ -17,6 +17,7 @@ from bot.config import Config
 from bot.mastodon.client import Retrier, make_client
 from bot.mastodon.reader import PostReader
 from bot.mastodon.sources import DiscoveryFeed, MentionFeed, TagFeed
+from bot.messages import message
 from bot.model import Acknowledge, Action, Boost, Post, Prompt, Reply, Unboost, Visibility
 from bot.store import Store
 
@@ -56,17 +57,12 @@ class MastodonAdapter:
 
     def perform(self, action: Action) -> str | None:
         if isinstance(action, Prompt):
-            status = self._reply(action.post, self.config.text(
-                "prompt", categories=self._category_lines(), author=action.post.author.handle),
-                action.visibility, "prompt")
+            status = self._reply(action.post, message(self.config, action), action.visibility, "prompt")
             self.reader.remember_prompt(str(status["id"]), status["uri"])
             return f"{status['uri']} {status['id']}"
         if isinstance(action, Reply):
-            category = self.config.category(action.category or "")
-            text = self.config.text(action.text_key, categories=self._category_lines(),
-                                    category=category.title(self.config.language) if category else "",
-                                    author=action.post.author.handle)
-            status = self._reply(action.post, text, action.visibility, f"reply:{action.text_key}")
+            status = self._reply(action.post, message(self.config, action), action.visibility,
+                                 f"reply:{action.text_key}")
             return str(status["id"])
         if isinstance(action, Boost):
             return str(self.retry(self.client.status_reblog, action.ref)["id"])
@@ -105,10 +101,6 @@ class MastodonAdapter:
         return self.retry(self.client.status_post, body, in_reply_to_id=post.ref,
                           visibility=visibility, idempotency_key=key,
                           language=self.config.language)
-
-    def _category_lines(self) -> str:
-        return "\n".join(f"{c.number}\ufe0f\u20e3 {c.title(self.config.language)}"
-                         for c in sorted(self.config.categories, key=lambda c: c.number))
 
     def _fit(self, text: str) -> str:
         return text if len(text) <= self.max_characters else text[: self.max_characters - 1] + "…"
