@@ -27,7 +27,7 @@ def test_digest_thread_is_posted_once(bot: Bot, world: MastodonServer, tmp_path:
     assert posted["mastodon"] == [s.id for s in thread] and thread
     assert all(len(s.text) <= 500 for s in thread)
     assert "atelier" in " ".join(s.text for s in thread).lower()
-    for prev, nxt in zip(thread, thread[1:]):
+    for prev, nxt in zip(thread, thread[1:], strict=False):
         assert nxt.in_reply_to_id == prev.id
     # Again (a restart, a second --post): nothing new on the server.
     assert publish_digest(store, runtime_config, [adapter], digest) == {}
