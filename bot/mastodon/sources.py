@@ -1,9 +1,9 @@
 """The listeners: the hashtag, the bot's mentions, and the public tag timelines of other servers.
 
 Every feed works the same way: catch up from the stored cursor (`min_id` paging, oldest first)
-and then go live. Live is the streaming API (SSE) when the feed has a stream and the server
-serves it; otherwise, or when `streaming = false`, the feed polls by catching up again every
-`poll_interval`. A dropped stream reconnects and catches up first, so nothing is lost; entries at
+and then go live. Live is the streaming API when the feed has a stream and the server serves it,
+over SSE (Mastodon) or, when SSE is refused, WebSocket (GoToSocial, and Mastodon too); otherwise,
+or when `streaming = false`, the feed polls by catching up again every `poll_interval`. A dropped stream reconnects and catches up first, so nothing is lost; entries at
 or below the cursor are skipped, so nothing is repeated.
 """
 
@@ -52,7 +52,8 @@ class _Queue(StreamListener):
 
     def __init__(self) -> None:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.response: Any = None
+        self.response: Any = None  # the SSE response or the WebSocket handle: what close() ends
+        self.aborted: BaseException | None = None
 
     def handle_stream(self, response: Any) -> None:
         self.response = response
@@ -61,6 +62,13 @@ class _Queue(StreamListener):
 
     def on_any_event(self, name: str, data: Any = None) -> None:
         self.events.put((name, data))
+
+    def on_abort(self, err: BaseException) -> None:
+        self.aborted = err
+
+    def on_websocket_error(self, error: BaseException, for_stream: Any = None) -> None:
+        self.aborted = error
+        self.close()  # a refused subscription: the feed decides what next
 
     def close(self) -> None:
         if self.response is not None:
@@ -81,6 +89,7 @@ class Feed:
         self.interval = config.mastodon.poll_interval
         self._stream_retry_at = 0.0
         self._quick_drops = 0
+        self.transport = "sse"
 
     # ---- what a feed reads (overridden) ---------------------------------------------------------
 
@@ -91,8 +100,13 @@ class Feed:
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         raise NotImplementedError
 
-    def open_stream(self, listener: StreamListener) -> None:
-        """Block reading the feed's stream into `listener`."""
+    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
+        """Read the feed's stream into `listener`: over SSE, blocking; over the given WebSocket
+        handle, by subscribing (the handle's thread reads)."""
+        raise NotImplementedError
+
+    def open_websocket(self) -> Any:
+        """A WebSocket streaming connection to the server (feeds with a stream have a client)."""
         raise NotImplementedError
 
     def stream_events(self, name: str, data: Any) -> tuple[list[Event], str | None]:
@@ -134,11 +148,22 @@ class Feed:
             entries = sorted(self.page(cursor), key=lambda e: (len(str(e["id"])), str(e["id"])))
             for entry in entries:
                 if newer(str(entry["id"]), cursor):
-                    self._emit_all(emit, self.events(entry))
+                    self._emit_all(emit, self._readable_events(entry))
                     cursor = str(entry["id"])
                     self.store.set_cursor("mastodon", self.cursor_key, cursor)
             if len(entries) < PAGE:
                 return
+
+    def _readable_events(self, entry: Mapping[str, Any]) -> list[Event]:
+        """The entry's events; an entry that cannot be read (a field missing or of the wrong
+        type) is logged and skipped, or it would stop the feed at the same place on every retry.
+        Network and store errors still propagate: the entry is then read again."""
+        try:
+            return self.events(entry)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            log.warning("mastodon %s: skipping entry %s, which cannot be read (%s: %s)", self.name,
+                        entry.get("id"), type(e).__name__, e)
+            return []
 
     def _live(self, emit: Emit, stop: threading.Event) -> None:
         listener = _Queue()
@@ -150,7 +175,12 @@ class Feed:
             if name != "open":
                 if isinstance(data, BaseException) and not _refused(data):
                     raise data  # the server is unreachable: the supervisor backs off
-                self._stream_unavailable(data)
+                if self.transport == "sse":
+                    log.info("mastodon %s: SSE refused (%s); trying WebSocket", self.name, data)
+                    self.transport = "websocket"
+                else:
+                    self.transport = "sse"
+                    self._stream_unavailable(data)
                 return
             self._set_mode("streaming")
             self.catch_up(emit)  # after the stream opened: nothing falls between the two
@@ -175,7 +205,15 @@ class Feed:
 
     def _read_stream(self, listener: _Queue) -> None:
         try:
-            self.open_stream(listener)
+            if self.transport == "websocket":
+                handle = listener.response = self.open_websocket()
+                self.open_stream(listener, handle)
+                listener.events.put(("open", None))
+                handle.join()
+                if listener.aborted is not None:
+                    raise listener.aborted
+            else:
+                self.open_stream(listener)
             listener.events.put(("closed", None))
         except Exception as e:  # noqa: BLE001 - reported to the feed's thread, which decides
             listener.events.put(("closed", e))
@@ -205,15 +243,26 @@ class Feed:
             emit(event)
 
 
-class TagFeed(Feed):
+class HomeFeed(Feed):
+    """A feed of the bot's home server, read with the bot's token."""
+
+    def __init__(self, name: str, config: Config, store: Store, reader: PostReader, client: Mastodon,
+                 retry: Retrier) -> None:
+        super().__init__(name, config, store, reader, config.mastodon.streaming)
+        self.client, self.retry = client, retry
+
+    def open_websocket(self) -> Any:
+        return self.client.stream_open_websocket(timeout=STREAM_READ_TIMEOUT)
+
+
+class TagFeed(HomeFeed):
     """Public posts with the hashtag, from the home server's hashtag stream or tag timeline."""
 
     cursor_key = "tag"
 
     def __init__(self, config: Config, store: Store, reader: PostReader, client: Mastodon,
                  retry: Retrier) -> None:
-        super().__init__("tag", config, store, reader, config.mastodon.streaming)
-        self.client, self.retry = client, retry
+        super().__init__("tag", config, store, reader, client, retry)
 
     def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
         return list(self.retry(self.client.timeline_hashtag, self.config.hashtag, min_id=min_id,
@@ -223,11 +272,12 @@ class TagFeed(Feed):
         post = self.reader.post(entry)
         return [PostSeen(post)] if post else []
 
-    def open_stream(self, listener: StreamListener) -> None:
-        self.client.stream_hashtag(self.config.hashtag, listener, timeout=STREAM_READ_TIMEOUT)
+    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
+        self.client.stream_hashtag(self.config.hashtag, listener, timeout=STREAM_READ_TIMEOUT,
+                                   websocket_handle=websocket)
 
 
-class MentionFeed(Feed):
+class MentionFeed(HomeFeed):
     """Mentions of the bot (answers to prompts among them), and, live, the home timeline's tagged
     posts, edits and deletions: the only way to see followers' non-public tagged posts."""
 
@@ -235,8 +285,7 @@ class MentionFeed(Feed):
 
     def __init__(self, config: Config, store: Store, reader: PostReader, client: Mastodon,
                  retry: Retrier) -> None:
-        super().__init__("mentions", config, store, reader, config.mastodon.streaming)
-        self.client, self.retry = client, retry
+        super().__init__("mentions", config, store, reader, client, retry)
 
     def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
         return list(self.retry(self.client.notifications, types=["mention"], min_id=min_id,
@@ -248,8 +297,8 @@ class MentionFeed(Feed):
         post = self.reader.post(entry["status"])
         return [PostSeen(post)] if post else []
 
-    def open_stream(self, listener: StreamListener) -> None:
-        self.client.stream_user(listener, timeout=STREAM_READ_TIMEOUT)
+    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
+        self.client.stream_user(listener, timeout=STREAM_READ_TIMEOUT, websocket_handle=websocket)
 
     def stream_events(self, name: str, data: Any) -> tuple[list[Event], str | None]:
         if name == "notification":
