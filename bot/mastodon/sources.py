@@ -3,8 +3,9 @@
 Every feed works the same way: catch up from the stored cursor (`min_id` paging, oldest first)
 and then go live. Live is the streaming API when the feed has a stream and the server serves it,
 over SSE (Mastodon) or, when SSE is refused, WebSocket (GoToSocial, and Mastodon too); otherwise,
-or when `streaming = false`, the feed polls by catching up again every `poll_interval`. A dropped stream reconnects and catches up first, so nothing is lost; entries at
-or below the cursor are skipped, so nothing is repeated.
+or when `streaming = false`, the feed polls by catching up again every `poll_interval`. A dropped
+stream reconnects and catches up first, so nothing is lost; entries at or below the cursor are
+skipped, so nothing is repeated.
 """
 
 from __future__ import annotations
@@ -189,6 +190,11 @@ class Feed:
                     name, data = listener.events.get(timeout=0.5)
                 except queue.Empty:
                     continue
+                if name == "closed" and self.transport == "websocket" and isinstance(
+                        data, MastodonAPIError):  # the server refused the subscription itself
+                    self.transport = "sse"
+                    self._stream_unavailable(data)
+                    return
                 if name == "closed":
                     log.info("mastodon %s: stream closed (%s); reconnecting", self.name,
                              data or "end of stream")

@@ -839,7 +839,7 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
     path = request.path.rstrip("/")
     stream = STREAM_PATHS[path]
-    if not _stream_allowed(core, stream):
+    if not _stream_allowed(core, stream) or not core.faults.sse_enabled:
         return err(404, "Not Found")
     who = viewer(request)
     if stream.startswith("user") and who is None:

@@ -30,6 +30,7 @@ class Faults:
         self._lock = threading.Lock()
         self.streaming_enabled = True
         self.hashtag_stream_enabled = True
+        self.sse_enabled = True  # off: WebSocket only, like GoToSocial
         self._forced: list[ForcedStatus] = []
         self._delays: list[tuple[re.Pattern[str], float]] = []
 
@@ -66,6 +67,7 @@ class Faults:
             self._delays.clear()
             self.streaming_enabled = True
             self.hashtag_stream_enabled = True
+            self.sse_enabled = True
 
 
 class RateLimiter:
