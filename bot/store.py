@@ -464,7 +464,14 @@ class _Transaction:
     def __exit__(self, exc_type: object, *_: object) -> None:
         try:
             if self.outer:
-                self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                try:
+                    if not exc_type:
+                        self.conn.execute("COMMIT")
+                finally:
+                    # A failed COMMIT (disk full) leaves the transaction open, and SQLite may
+                    # already have rolled back after a failed statement: end it either way.
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
         finally:
             self.lock.release()
 
