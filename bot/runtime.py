@@ -125,20 +125,33 @@ class Runtime:
         failures, network = 0, adapter.network
         while not self.stop.is_set():
             started = time.monotonic()
-            self.store.source_started(network, source.name, source.mode, restart=failures > 0)
+            self._note(self.store.source_started, network, source.name, source.mode,
+                       restart=failures > 0)
             try:
                 log.info("%s %s: listening (%s)", network, source.name, source.mode)
                 source.run(self._emitter(network, source), self.stop)
             except Exception as e:  # noqa: BLE001 - a source must never take the bot down
                 log.warning("%s %s failed: %s", network, source.name, e)
-                self.store.source_failed(network, source.name, str(e))
+                self._note(self.store.source_failed, network, source.name, str(e))
             if self.stop.is_set():
-                self.store.source_stopped(network, source.name)
+                self._note(self.store.source_stopped, network, source.name)
                 return
             failures = 1 if time.monotonic() - started > 60 else failures + 1
             delay = min(300.0, 2 ** min(failures - 1, 8)) * random.uniform(0.5, 1.0)
             log.info("%s %s: restarting in %.1f s", adapter.network, source.name, delay)
             self.stop.wait(delay)
+
+    @staticmethod
+    def _note(write: Callable[..., None], *args: object, **kwargs: object) -> bool:
+        """A bookkeeping write (health, intents) that must not kill the thread making it when the
+        store fails (disk full, locked for longer than the busy timeout): logged; the caller's
+        loop goes on and what was not written is redone later."""
+        try:
+            write(*args, **kwargs)
+            return True
+        except Exception as e:  # noqa: BLE001
+            log.error("cannot write to the database (%s: %s); will retry", type(e).__name__, e)
+            return False
 
     def _emitter(self, network: str, source: Source) -> Emit:
         """`emit` for one source, noting when it last delivered an event (for `status`)."""
@@ -157,15 +170,23 @@ class Runtime:
 
     def _effects(self, adapter: Adapter) -> None:
         q = self.queues[adapter.network]
-        for intent in self.store.pending_intents(adapter.network):
-            self._enqueue(intent)
+        self._note(self._enqueue_pending, adapter)
         while not self.stop.is_set():
             intent = q.get()
             if intent is None:
                 return
-            self._perform(adapter, intent)
-            with self._queued_lock:
-                self._queued.discard(intent.key)
+            try:
+                self._perform(adapter, intent)
+            except Exception as e:  # noqa: BLE001 - the store failed: the intent stays pending
+                log.error("cannot write down %s (%s: %s); the timer retries it (the adapter's "
+                          "effects are idempotent)", describe(intent.action), type(e).__name__, e)
+            finally:
+                with self._queued_lock:
+                    self._queued.discard(intent.key)
+
+    def _enqueue_pending(self, adapter: Adapter) -> None:
+        for intent in self.store.pending_intents(adapter.network):
+            self._enqueue(intent)
 
     def _perform(self, adapter: Adapter, intent: Intent) -> None:
         try:
@@ -197,14 +218,16 @@ class Runtime:
     def _timer(self) -> None:
         """Expire unanswered prompts and re-queue effects that failed for a transient reason."""
         while not self.stop.wait(TICK):
-            for network, source in self.sources:
-                self.store.source_alive(network, source.name, source.mode)
-            self._publish_digest()
-            for network, uri in self.store.prompts_older_than(self.config.policy.prompt_timeout_hours):
-                self.emit(PromptTimedOut(network, uri))  # type: ignore[arg-type]
-            for adapter in self.adapters:
-                for intent in self.store.pending_intents(adapter.network):
-                    self._enqueue(intent)
+            self._note(self._tick)
+
+    def _tick(self) -> None:
+        for network, source in self.sources:
+            self.store.source_alive(network, source.name, source.mode)
+        self._publish_digest()
+        for network, uri in self.store.prompts_older_than(self.config.policy.prompt_timeout_hours):
+            self.emit(PromptTimedOut(network, uri))  # type: ignore[arg-type]
+        for adapter in self.adapters:
+            self._enqueue_pending(adapter)
 
 
 def build_adapters(config: Config, store: Store) -> list[Adapter]:
