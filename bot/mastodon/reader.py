@@ -75,6 +75,8 @@ class PostReader:
         core looks at); None otherwise, which costs no request unless the reply answers the bot
         (`to_bot`) about a prompt the store does not know yet."""
         uri = self.prompt_uris.get(local_id)
+        if uri is not None and to_bot and self.store.item_by_prompt("mastodon", uri) is None:
+            uri = None  # posted, but its result not written down (disk full): find it below
         if uri is None:
             item = self.store.item_by_prompt_ref("mastodon", local_id)
             uri = item.prompt_uri if item else None
