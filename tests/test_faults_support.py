@@ -152,6 +152,7 @@ class Burst:
     count: int = 100
     pause: float = 0.0
     answer_text: Callable[[int], str] = lambda n: str(n % 4 + 1)
+    filler: str = ""  # appended to every post (long posts fill the database faster)
     posts: dict[str, tuple[str, str]] = field(default_factory=dict)  # post id -> (author, answer)
     answered: dict[str, str] = field(default_factory=dict)  # post id -> answer id
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -167,7 +168,7 @@ class Burst:
                 return
             who = PEOPLE[n % len(PEOPLE)]
             status = self._retry(lambda: self.server.post(
-                who, f"Partage {n} https://example.org/{n} #{TAG}"))
+                who, f"Partage {n} https://example.org/{n} #{TAG}{self.filler}"))
             self.posts[status["id"]] = (who, self.answer_text(n))
             if self.pause:
                 time.sleep(self.pause)
