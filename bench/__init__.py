@@ -1,0 +1,1 @@
+"""Benchmarks for numpolville-bot: `make bench` (python -m bench). See bench/__main__.py."""

@@ -1,0 +1,284 @@
+"""Items 1-3 and 6: the Bluesky ingest paths on a recorded corpus.
+
+- the bot's firehose path: `FirehoseSource` with its `Prefilter`, `_handle` (libipld decode of the
+  frames that pass, `Rules`), `Ingest.handle` and the cursor saved every `SAVE_EVERY` frames, up
+  to the events the curation core receives (`PostSeen`, `PostDeleted`);
+- the SDK's documented loop: `Frame.from_bytes` + `parse_subscribe_repos_message` into the SDK's
+  message model, `CAR.from_bytes`, `models.get_or_create` for every op, then the same tests on
+  the models, and the same `Ingest.handle` for what they accept;
+- the bot's Jetstream path on the same events as Jetstream JSON lines.
+
+Enrichment (profiles, follows) is stubbed with constants: in a steady state it is cached, and it
+is the same for both paths.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.bluesky.detect import FOLLOW, MENTION_FACET, POST, TAG_FACET, Hit, Prefilter, Rules
+from bot.bluesky.firehose import FirehoseSource
+from bot.bluesky.ingest import Ingest
+from bot.bluesky.jetstream import JetstreamSource
+from bot.bluesky.stream import SAVE_EVERY, StreamSource
+from bot.store import Store
+
+TAG = "numpolville"
+
+
+class BenchIngest(Ingest):
+    """The real `Ingest`, with the AppView lookups answered by constants."""
+
+    def _profile(self, did: str) -> dict[str, Any]:
+        return {"handle": did, "bio": "", "labels": ()}
+
+    def _follows_bot(self, did: str) -> bool:
+        return True
+
+
+@dataclass
+class Path:
+    """One way from messages to events, fresh state (tracked posts, cursor) per instance."""
+
+    name: str
+    run: Callable[[Iterable[bytes]], int]
+    events: list[Any] = field(default_factory=list)
+
+
+def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
+    store = Store(":memory:")
+    ingest = BenchIngest(None, Rules(tag, bot_did), store)  # type: ignore[arg-type]
+    if kind == "firehose":
+        return FirehoseSource("ws://127.0.0.1:1", ingest, store, Prefilter(ingest.rules))
+    return JetstreamSource("ws://127.0.0.1:1", ingest, store, Prefilter(ingest.rules, json_text=True))
+
+
+def bot_path(kind: str, bot_did: str, tag: str = TAG) -> Path:
+    """The loop body of `StreamSource.run`, message by message, minus the socket."""
+    src = _source(kind, bot_did, tag)
+    path = Path(f"bot {kind}", lambda _: 0)
+    emit = path.events.append
+    passes, is_error, handle = src.prefilter.passes, src.prefilter.is_error, src._handle
+
+    def run(messages: Iterable[bytes]) -> int:
+        n = unsaved = 0
+        last = b""
+        for message in messages:
+            if passes(message) or is_error(message):
+                handle(message, emit)
+            last = message
+            unsaved += 1
+            if unsaved >= SAVE_EVERY:
+                src._save(last)
+                unsaved = 0
+            n += 1
+        return n
+
+    path.run = run
+    return path
+
+
+# ---- the SDK's loop ----------------------------------------------------------------------------
+
+_HASHTAG = re.compile(r"(?<!\w)[#＃](\w+)")
+
+
+def _model_tags(rec: Any) -> set[str]:
+    tags = {t.casefold().lstrip("#") for t in (getattr(rec, "tags", None) or ()) if isinstance(t, str)}
+    for facet in getattr(rec, "facets", None) or ():
+        for f in getattr(facet, "features", None) or ():
+            if getattr(f, "py_type", None) == TAG_FACET and isinstance(getattr(f, "tag", None), str):
+                tags.add(f.tag.casefold().lstrip("#"))
+    text = getattr(rec, "text", None)
+    if isinstance(text, str) and ("#" in text or "＃" in text):
+        tags.update(_HASHTAG.findall(text.casefold()))
+    return tags
+
+
+def _model_wants_post(rec: Any, tag: str, bot_did: str) -> bool:
+    if tag in _model_tags(rec):
+        return True
+    reply = getattr(rec, "reply", None)
+    parent = getattr(getattr(reply, "parent", None), "uri", None)
+    if isinstance(parent, str) and parent.startswith(f"at://{bot_did}/"):
+        return True
+    return any(getattr(f, "py_type", None) == MENTION_FACET and getattr(f, "did", None) == bot_did
+               for facet in getattr(rec, "facets", None) or () for f in getattr(facet, "features", None) or ())
+
+
+def sdk_path(bot_did: str, tag: str = TAG) -> Path:
+    from atproto import CAR, models, parse_subscribe_repos_message
+    from atproto_subscription.frames import ErrorFrame, Frame
+
+    src = _source("firehose", bot_did, tag)
+    ingest, store = src.ingest, src.store
+    rules = ingest.rules
+    path = Path("SDK firehose", lambda _: 0)
+    emit = path.events.append
+    Commit = models.ComAtprotoSyncSubscribeRepos.Commit
+    PostRecord, FollowRecord = models.AppBskyFeedPost.Record, models.AppBskyGraphFollow.Record
+
+    def run(messages: Iterable[bytes]) -> int:
+        n = unsaved = 0
+        last = None
+        for message in messages:
+            n += 1
+            frame = Frame.from_bytes(message)
+            if isinstance(frame, ErrorFrame):
+                raise RuntimeError(f"{frame.body.error}: {frame.body.message}")
+            msg = parse_subscribe_repos_message(frame)
+            last, unsaved = msg, unsaved + 1
+            if unsaved >= SAVE_EVERY:
+                store.set_cursor("bluesky", "firehose", str(last.seq))
+                unsaved = 0
+            if not isinstance(msg, Commit):
+                continue
+            car = CAR.from_bytes(msg.blocks) if msg.blocks else None
+            for op in msg.ops:
+                collection, _, rkey = op.path.partition("/")
+                rec = raw = None
+                if op.cid is not None and car is not None:
+                    raw = car.blocks.get(op.cid)
+                    rec = models.get_or_create(raw, strict=False) if raw is not None else None
+                hit = None
+                if op.action == "create" and isinstance(rec, PostRecord):
+                    if _model_wants_post(rec, rules.tag, bot_did):
+                        hit = Hit("post", msg.repo, rkey, str(op.cid), raw)
+                elif op.action == "delete" and collection == POST and (msg.repo, rkey) in rules.tracked:
+                    hit = Hit("delete", msg.repo, rkey)
+                elif op.action == "create" and isinstance(rec, FollowRecord) and rec.subject == bot_did:
+                    hit = Hit("follow", msg.repo, rkey, str(op.cid), raw)
+                if hit:
+                    ingest.handle(hit, emit)
+        return n
+
+    path.run = run
+    return path
+
+
+def loop(frames: list[bytes], total: int) -> Iterable[bytes]:
+    """`total` messages, the corpus over and over."""
+    full, rest = divmod(total, len(frames))
+    for _ in range(full):
+        yield from frames
+    yield from frames[:rest]
+
+
+def measure(path: Path, messages: list[bytes], total: int) -> dict[str, Any]:
+    """Messages/s of `path` over `total` messages (the corpus looped). The first pass also fixes
+    the events of one pass of the corpus."""
+    path.run(messages)
+    events = list(path.events)
+    t0 = time.perf_counter()
+    n = path.run(loop(messages, total))
+    dt = time.perf_counter() - t0
+    return {"messages": n, "seconds": dt, "per_second": n / dt, "us_per_message": dt / n * 1e6,
+            "events_per_pass": len(events), "events": events}
+
+
+# ---- item 3: end to end over loopback ----------------------------------------------------------
+
+def serve_corpus(frames: list[bytes], total: int) -> tuple[Any, str, threading.Thread]:
+    """A websocket server on 127.0.0.1 sending `total` frames of the corpus, then closing."""
+    from websockets.sync.server import serve
+
+    def handler(ws: Any) -> None:
+        send = ws.send
+        for m in loop(frames, total):
+            send(m)
+        ws.close()
+
+    server = serve(handler, "127.0.0.1", 0, compression=None, max_size=None)
+    port = server.socket.getsockname()[1]
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    return server, f"ws://127.0.0.1:{port}", t
+
+
+def end_to_end_bot(frames: list[bytes], total: int, bot_did: str) -> dict[str, Any]:
+    """The bot's real `FirehoseSource.run` (websockets client, pre-filter, decode, ingest, cursor)
+    reading `total` frames from a loopback server."""
+    from websockets.exceptions import ConnectionClosed
+
+    server, url, _ = serve_corpus(frames, total)
+    src = _source("firehose", bot_did)
+    src.base_url = url
+    events: list[Any] = []
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    try:
+        src.run(events.append, stop)
+    except ConnectionClosed:
+        pass
+    dt = time.perf_counter() - t0
+    server.shutdown()
+    return {"messages": total, "seconds": dt, "per_second": total / dt, "events": len(events)}
+
+
+def end_to_end_sdk(frames: list[bytes], total: int, bot_did: str) -> dict[str, Any]:
+    """The SDK's own client (`FirehoseSubscribeReposClient.start`) and the SDK loop as its callback."""
+    from atproto import FirehoseSubscribeReposClient
+
+    server, url, _ = serve_corpus(frames, total)
+    sdk = sdk_path(bot_did)
+    count = [0]
+    client = FirehoseSubscribeReposClient(base_uri=url + "/xrpc")
+    # the SDK calls back with a parsed MessageFrame; the rest of the loop is the same as above
+    from atproto import CAR, models, parse_subscribe_repos_message  # noqa: F401
+
+    raw_run = _sdk_after_frame(bot_did, sdk)
+
+    def on_message(frame: Any) -> None:
+        raw_run(frame)
+        count[0] += 1
+        if count[0] >= total:
+            client.stop()
+
+    t0 = time.perf_counter()
+    client.start(on_message)
+    dt = time.perf_counter() - t0
+    server.shutdown()
+    return {"messages": count[0], "seconds": dt, "per_second": count[0] / dt, "events": len(sdk.events)}
+
+
+def _sdk_after_frame(bot_did: str, path: Path) -> Callable[[Any], None]:
+    """The SDK loop from a parsed frame on (what the SDK client's callback gets)."""
+    from atproto import CAR, models, parse_subscribe_repos_message
+
+    src = _source("firehose", bot_did)
+    ingest = src.ingest
+    rules = ingest.rules
+    emit = path.events.append
+    Commit = models.ComAtprotoSyncSubscribeRepos.Commit
+    PostRecord, FollowRecord = models.AppBskyFeedPost.Record, models.AppBskyGraphFollow.Record
+
+    def one(frame: Any) -> None:
+        msg = parse_subscribe_repos_message(frame)
+        if not isinstance(msg, Commit):
+            return
+        car = CAR.from_bytes(msg.blocks) if msg.blocks else None
+        for op in msg.ops:
+            collection, _, rkey = op.path.partition("/")
+            rec = raw = None
+            if op.cid is not None and car is not None:
+                raw = car.blocks.get(op.cid)
+                rec = models.get_or_create(raw, strict=False) if raw is not None else None
+            hit = None
+            if op.action == "create" and isinstance(rec, PostRecord):
+                if _model_wants_post(rec, rules.tag, bot_did):
+                    hit = Hit("post", msg.repo, rkey, str(op.cid), raw)
+            elif op.action == "delete" and collection == POST and (msg.repo, rkey) in rules.tracked:
+                hit = Hit("delete", msg.repo, rkey)
+            elif op.action == "create" and isinstance(rec, FollowRecord) and rec.subject == bot_did:
+                hit = Hit("follow", msg.repo, rkey, str(op.cid), raw)
+            if hit:
+                ingest.handle(hit, emit)
+    return one
+
+
+__all__ = ["FOLLOW", "bot_path", "sdk_path", "measure", "loop", "end_to_end_bot", "end_to_end_sdk"]
