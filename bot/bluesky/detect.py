@@ -189,6 +189,70 @@ class Prefilter:
         self.json_text = json_text
 
     def passes(self, message: bytes) -> bool:
+        """Fast and exact: a firehose commit's ops are read from the head of the body (no scan of
+        its blocks); a Jetstream message without escapes is judged by its collection. Anything
+        unusual falls back to `scan`, the plain byte tests on the whole message."""
+        try:
+            verdict = self._json(message) if self.json_text else self._frame(message)
+        except (IndexError, ValueError):
+            verdict = None
+        return self.scan(message) if verdict is None else verdict
+
+    def _content(self, message: bytes) -> bool:
+        """Could a post in `message` be tagged, answer or mention the bot?"""
+        if self.bot_did in message:
+            return True
+        if not self.ascii_tag:
+            return True
+        if self.tag in message.lower():
+            return True
+        return any(c in message for c in self.lookalikes)
+
+    def _frame(self, frame: bytes) -> bool | None:
+        if not frame.startswith(_COMMIT_HEADER):
+            return None if b"#commit" in frame else False
+        path = _single_op_path(frame)
+        if path is not None:  # the usual commit: one op, read at a fixed place
+            collection, _, rkey = path.partition(b"/")
+            if collection == _POST:
+                return rkey in self.rules.tracked_rkeys or self._content(frame)
+            return collection == _FOLLOW and self.bot_did in frame
+        ops = _commit_ops(frame)
+        if ops is None:
+            return None
+        post = follow = False
+        for action, path in ops:
+            collection, _, rkey = path.partition(b"/")
+            if collection == _POST:
+                if action == b"create":
+                    post = True
+                elif action == b"delete" and rkey in self.rules.tracked_rkeys:
+                    return True
+            elif collection == _FOLLOW and action == b"create":
+                follow = True
+        if post:
+            return self._content(frame)
+        return follow and self.bot_did in frame
+
+    def _json(self, message: bytes) -> bool | None:
+        if b"\\" in message:
+            return None  # an escape could hide anything
+        collection = _json_string(message, b'"collection"')
+        if collection is None:
+            return False if b'"collection"' not in message else None
+        if collection == _POST:
+            if self._content(message):
+                return True
+            if b'"delete"' in message:
+                rkey = _json_string(message, b'"rkey"')
+                return None if rkey is None else rkey in self.rules.tracked_rkeys
+            return False
+        if collection == _FOLLOW:
+            return self.bot_did in message
+        return False
+
+    def scan(self, message: bytes) -> bool:
+        """The plain byte tests on the whole message (the fallback of `passes`)."""
         if self.bot_did in message:
             return True
         if b"delete" in message and self.post_path in message and (
@@ -215,6 +279,108 @@ class Prefilter:
     @staticmethod
     def is_error(frame: bytes) -> bool:
         return frame.startswith(_ERROR_HEADER)
+
+
+_COMMIT_HEADER = b"\xa2atg#commitbop\x01"  # DAG-CBOR {"t": "#commit", "op": 1}
+_POST, _FOLLOW = POST.encode(), FOLLOW.encode()
+_JSON_VALUE = re.compile(rb'[ \t\n\r]*:[ \t\n\r]*"([^"]*)"')
+
+
+def _head(m: bytes, p: int) -> tuple[int, int, int]:
+    """A CBOR item head at `p`: (major type, argument, position after it)."""
+    b = m[p]
+    info = b & 31
+    if info < 24:
+        return b >> 5, info, p + 1
+    if info == 24:
+        return b >> 5, m[p + 1], p + 2
+    if info == 25:
+        return b >> 5, int.from_bytes(m[p + 1:p + 3], "big"), p + 3
+    if info == 26:
+        return b >> 5, int.from_bytes(m[p + 1:p + 5], "big"), p + 5
+    raise ValueError("unexpected CBOR head")
+
+
+def _single_op_path(frame: bytes) -> bytes | None:
+    """The op path of a canonical one-op `#commit` frame, from fixed offsets: header (15 bytes),
+    body map head, "ops", [1 op], {"cid": link or null, "path": ...}; None if shaped otherwise."""
+    if frame[20] != 0x81 or frame[16:20] != b"cops" or not 0xA0 <= frame[15] < 0xB8 \
+            or frame[22:26] != b"ccid" or not 0xA2 <= frame[21] < 0xB8:
+        return None
+    if frame[26:30] == b"\xd8\x2a\x58\x25":
+        q = 67
+    elif frame[26] == 0xF6:
+        q = 27
+    else:
+        return None
+    if frame[q:q + 5] != b"dpath":
+        return None
+    head = frame[q + 5]
+    if head == 0x78:
+        return frame[q + 7:q + 7 + frame[q + 6]]
+    if 0x60 <= head < 0x78:
+        return frame[q + 6:q + head - 0x5A]
+    return None
+
+
+def _commit_ops(frame: bytes) -> list[tuple[bytes, bytes]] | None:
+    """(action, path) of every op of a canonical `#commit` frame, read from the start of its body
+    (DAG-CBOR sorts keys by length first, so "ops" comes first); None when the frame is not shaped
+    that way (the caller then scans). Raises IndexError/ValueError on a truncated frame."""
+    major, _, p = _head(frame, len(_COMMIT_HEADER))
+    if major != 5 or frame[p:p + 4] != b"cops":
+        return None
+    major, count, p = _head(frame, p + 4)
+    if major != 4:
+        return None
+    ops = []
+    for _ in range(count):
+        keys = frame[p] - 0xA0
+        if not 0 < keys < 24:
+            return None
+        p += 1
+        action = path = None
+        for _ in range(keys):
+            length = frame[p] - 0x60  # keys are short texts
+            if not 0 < length < 24:
+                return None
+            key = frame[p + 1:p + 1 + length]
+            p += 1 + length
+            head = frame[p]
+            if 0x60 <= head < 0x78:  # short text
+                value, p = frame[p + 1:p + head - 0x5F], p + head - 0x5F
+            elif head == 0x78:  # text, one length byte
+                value, p = frame[p + 2:p + 2 + frame[p + 1]], p + 2 + frame[p + 1]
+            elif head == 0xD8 and frame[p + 1] == 0x2A and frame[p + 2] == 0x58:  # CID link
+                value, p = None, p + 4 + frame[p + 3]
+            elif head == 0xF6:  # null
+                value, p = None, p + 1
+            else:
+                return None
+            if key == b"action":
+                action = value
+            elif key == b"path":
+                path = value
+        if action is None or path is None:
+            return None
+        ops.append((action, path))
+    return ops
+
+
+def _json_string(message: bytes, key: bytes) -> bytes | None:
+    """The string value of the one `key` in a JSON text without escapes; None when the key is
+    missing, repeated, or not followed by a plain string."""
+    i = message.find(key)
+    if i < 0:
+        return None
+    j = i + len(key)
+    if message.find(key, j) >= 0:
+        return None
+    if message.startswith(b':"', j):
+        k = message.find(b'"', j + 2)
+        return message[j + 2:k] if k >= 0 else None
+    match = _JSON_VALUE.match(message, j)
+    return match.group(1) if match else None
 
 
 def _text_lengths(frame: bytes, i: int) -> list[int]:
