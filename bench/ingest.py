@@ -108,7 +108,8 @@ def _model_wants_post(rec: Any, tag: str, bot_did: str) -> bool:
     if isinstance(parent, str) and parent.startswith(f"at://{bot_did}/"):
         return True
     return any(getattr(f, "py_type", None) == MENTION_FACET and getattr(f, "did", None) == bot_did
-               for facet in getattr(rec, "facets", None) or () for f in getattr(facet, "features", None) or ())
+               for facet in getattr(rec, "facets", None) or ()
+               for f in getattr(facet, "features", None) or ())
 
 
 def sdk_path(bot_did: str, tag: str = TAG) -> Path:

@@ -150,7 +150,8 @@ class Crowd:
                 self.others.append(uri)
             self.count("follow_bot" if subject == self.bot else "follow")
         elif r < 0.91:
-            self.create(did, "app.bsky.graph.block", {"subject": rng.choice(self.people), "createdAt": _now()})
+            self.create(did, "app.bsky.graph.block",
+                        {"subject": rng.choice(self.people), "createdAt": _now()})
             self.count("block")
         elif r < 0.96:
             with self.lock:
