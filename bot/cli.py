@@ -416,6 +416,27 @@ def browse(config: ConfigOpt = None,
     _guarded(body)
 
 
+@app.command("bench-ingest", hidden=True)
+def bench_ingest(firehose: Annotated[Optional[Path], typer.Option(help="4-byte length + frame")] = None,
+                 jetstream: Annotated[Optional[Path], typer.Option(help="Jetstream JSON lines")] = None,
+                 bot_did: Annotated[str, typer.Option(help="The bot's DID")] = "did:plc:bench",
+                 tag: Annotated[str, typer.Option(help="The hashtag")] = "numpolville",
+                 total: Annotated[int, typer.Option(help="Messages to replay (the corpus looped)")] = 200_000,
+                 ) -> None:
+    """Replay a corpus through the bot's ingest path and print messages/s (benchmarks)."""
+    sys.path.append(str(Path(__file__).resolve().parent.parent))  # bench/ sits beside bot/
+    from bench import ingest as bi
+    from bench.record import read_frames, read_lines
+
+    if (firehose is None) == (jetstream is None):
+        raise _fail("give exactly one of --firehose FILE and --jetstream FILE", 2)
+    kind, messages = (("firehose", read_frames(firehose)) if firehose else
+                      ("jetstream", read_lines(jetstream)))  # type: ignore[arg-type]
+    r = bi.measure(bi.bot_path(kind, bot_did, tag), messages, total)
+    print(f"{kind}: {r['messages']} messages in {r['seconds']:.2f} s: {r['per_second']:,.0f}/s "
+          f"({r['us_per_message']:.2f} us each), {r['events_per_pass']} events per corpus pass")
+
+
 def main() -> None:
     app()
 
