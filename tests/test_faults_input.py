@@ -91,7 +91,7 @@ def test_garbage_on_the_stream(server: MastodonServer, tmp_path: Path, runtime: 
         opened = server.streams_opened()
         inject(server, event, payload)
         try:  # a frame Mastodon.py cannot parse ends the stream: the next goes to the new one
-            wait_for(lambda: server.streams_opened() >= opened + 2, timeout=1.0)
+            wait_for(lambda o=opened: server.streams_opened() >= o + 2, timeout=1.0)
         except AssertionError:
             pass
         wait_for(lambda: server.open_streams() >= 2, timeout=10, what="streams open")
@@ -151,8 +151,9 @@ def test_answers_in_40_languages_get_not_understood_once(server: MastodonServer,
     answers = [server.post("user5", f"@{BOT} {text}", in_reply_to_id=prompt.id, visibility="unlisted")
                for text in ANSWERS_40]
     store = Store(tmp_path / "bot.db")
-    wait_for(lambda: store._all("SELECT count(*) AS n FROM events WHERE uri IN (%s)" % ",".join(
-        "?" * len(answers)), *[a["uri"] for a in answers])[0]["n"] >= 40, timeout=30,
+    marks = ",".join("?" * len(answers))
+    wait_for(lambda: store._all(f"SELECT count(*) AS n FROM events WHERE uri IN ({marks})",
+                                *[a["uri"] for a in answers])[0]["n"] >= 40, timeout=30,
         what="every answer read")
     bot_replies = [s for s in server.statuses(BOT) if s.in_reply_to_id in {a["id"] for a in answers}]
     assert len(bot_replies) == 1, [s.text for s in bot_replies]  # "not understood", once

@@ -69,7 +69,7 @@ def test_streams_dropped_mid_burst(server: MastodonServer, tmp_path: Path) -> No
         wait_for(lambda: classified(s.db) >= 5 or s.burst.done(), timeout=30, what="progress")
         opened = server.streams_opened()
         server.drop_streams()
-        wait_for(lambda: server.streams_opened() >= opened + 2, timeout=15, what="the streams reopened")
+        wait_for(lambda o=opened: server.streams_opened() >= o + 2, timeout=15, what="the streams reopened")
         time.sleep(0.5)
     counts = s.finish()
     print(f"\n4 drops, {server.streams_opened()} streams opened: {counts}")

@@ -158,3 +158,26 @@ def test_status_reflects_sources_and_fails_when_the_server_is_gone(
     time.sleep(2.5)  # no heartbeat from a dead process
     code, report = status(tmp_path, 2)
     assert code == 1 and "silent" in report["problem"], report
+
+
+@pytest.mark.soak
+def test_soak_kill_9_for_30_minutes(server: MastodonServer, tmp_path: Path) -> None:
+    """The kill -9 scenario for 30 minutes: 3000 posts and answers, a kill every few seconds."""
+    token = populate(server)
+    write_config(tmp_path, server)
+    db = tmp_path / "bot.db"
+    rng = random.Random()
+    deadline, rounds = time.monotonic() + 30 * 60, 0
+    bot = start_bot(server, tmp_path, token)
+    burst = Burst(server, count=3000, pause=0.55).start()
+    try:
+        while time.monotonic() < deadline and not burst.done():
+            time.sleep(rng.uniform(0.2, 5.0))
+            bot.kill9()
+            bot = start_bot(server, tmp_path, token)
+            rounds += 1
+        wait_for(lambda: settled(burst, db), timeout=120, what=lambda: diagnose(burst, db))
+    finally:
+        burst.close()
+        bot.stop()
+    print(f"\nsoak: {rounds} kills: {check_mastodon(server, db, burst)}")

@@ -167,8 +167,8 @@ class Burst:
             if self.stopped.is_set():
                 return
             who = PEOPLE[n % len(PEOPLE)]
-            status = self._retry(lambda: self.server.post(
-                who, f"Partage {n} https://example.org/{n} #{TAG}{self.filler}"))
+            text = f"Partage {n} https://example.org/{n} #{TAG}{self.filler}"
+            status = self._retry(lambda who=who, text=text: self.server.post(who, text))
             self.posts[status["id"]] = (who, self.answer_text(n))
             if self.pause:
                 time.sleep(self.pause)
