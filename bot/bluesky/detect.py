@@ -158,7 +158,8 @@ def cid_text(cid: bytes) -> str:
 
 def frame_seq(frame: bytes) -> int | None:
     """The sequence number of a firehose frame, read only when a cursor is saved."""
-    body = libipld.decode_dag_cbor_multi(frame)[1]
+    parts = libipld.decode_dag_cbor_multi(frame)
+    body = parts[1] if len(parts) > 1 else None  # a frame may be a header alone
     seq = body.get("seq") if isinstance(body, dict) else None
     return seq if isinstance(seq, int) else None
 
