@@ -27,6 +27,7 @@ LINK_FACET = "app.bsky.richtext.facet#link"
 
 _HASHTAG = re.compile(r"(?<!\w)[#＃](\w+)")
 _WORD = re.compile(r"\w")
+_RKEY = re.compile(r"(?!\.\.?$)[A-Za-z0-9._:~-]{1,512}")  # the record key syntax
 CASED_LIMIT = 0x20000  # no character at or above this has a case fold other than itself
 _ERROR_HEADER = b"\xa1bop\x20"  # DAG-CBOR {"op": -1}: the relay says why it closes the stream
 
@@ -105,6 +106,9 @@ class Rules:
     def judge(self, did: str, action: str, collection: str, rkey: str, cid: str | None,
               record: Any) -> Hit | None:
         """The one rule for an operation, whatever stream it came from."""
+        if not (isinstance(rkey, str) and _RKEY.fullmatch(rkey) and isinstance(did, str)
+                and did.startswith("did:")):
+            raise ValueError(f"an operation on {collection} without a valid repository or record key")
         if collection == POST:
             if action == "create" and isinstance(record, dict) and self.wants_post(record):
                 return Hit("post", did, rkey, cid, record)
