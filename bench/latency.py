@@ -199,7 +199,8 @@ def bluesky(posts: int = POSTS, seed: int = 8) -> dict[str, Any]:
                     body = f"{text} #NumPolVille"
                     start = len(f"{text} ".encode())
                     facet = models.AppBskyRichtextFacet.Main(
-                        index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start, byte_end=len(body.encode())),
+                        index=models.AppBskyRichtextFacet.ByteSlice(byte_start=start,
+                                                                    byte_end=len(body.encode())),
                         features=[models.AppBskyRichtextFacet.Tag(tag="NumPolVille")])
                     t0 = time.perf_counter()
                     ref = alice.send_post(text=body, facets=[facet])
