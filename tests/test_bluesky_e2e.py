@@ -69,7 +69,9 @@ def wait(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
 
 
 def row(store: Store, uri: str) -> dict[str, Any] | None:
-    return next(store.db.query("SELECT * FROM items WHERE uri = ?", [uri]), None)
+    """Read under the store's lock: the bot's threads share its connection (sqlite-utils' savepoint
+    of a query running in two threads at once fails with "no such savepoint")."""
+    return store._one("SELECT * FROM items WHERE uri = ?", uri)
 
 
 def bot_record(client: Any, did: str, collection: str, rkey: str) -> Any:
@@ -159,8 +161,8 @@ def test_prompt_answer_classify_repost_like(bot_factory: Callable[..., Bot], peo
         {"uri": post.uri, "depth": 1}).thread.replies] == [prompt.uri], "the prompt in alice's thread")
 
     bobs = answer(net, people["bob"], prompt.uri, "1")
-    wait(lambda: list(b.store.db.query("SELECT * FROM events WHERE uri = ? AND action = 'ignore'",
-                                       [bobs.uri])), "bob's answer ignored")
+    wait(lambda: b.store._all("SELECT * FROM events WHERE uri = ? AND action = 'ignore'",
+                              bobs.uri), "bob's answer ignored")
     alices = answer(net, people["alice"], prompt.uri, "2")
     done = wait(lambda: (r := row(b.store, post.uri)) and r["boost_ref"] and r, "classified and reposted")
     assert (done["state"], done["category"], done["classified_by"]) == ("classified", "contexte", handle)
@@ -202,15 +204,15 @@ def test_restart_in_the_middle_of_a_burst(bot_factory: Callable[..., Bot], peopl
     writer = threading.Thread(target=lambda: uris.extend(
         tagged(dan, f"Rafale {run} n°{i}").uri for i in range(50)))
     writer.start()
-    wait(lambda: b.store.db.execute("SELECT count(*) FROM items WHERE text LIKE ?",
-                                    [f"Rafale {run}%"]).fetchone()[0] >= 10, "the burst has begun")
+    wait(lambda: b.store._one("SELECT count(*) AS n FROM items WHERE text LIKE ?",
+                              f"Rafale {run}%")["n"] >= 10, "the burst has begun")
     b.stop()  # in the middle: some posts seen, some prompted, the rest still to come
     writer.join()
     b.start()
-    count = f"SELECT count(*) FROM items WHERE text LIKE 'Rafale {run}%' AND prompt_uri IS NOT NULL"
-    wait(lambda: b.store.db.execute(count).fetchone()[0] == 50, "50 items prompted", timeout=40)
-    items = f"SELECT count(*) FROM items WHERE text LIKE 'Rafale {run}%'"
-    assert b.store.db.execute(items).fetchone()[0] == 50
+    count = f"SELECT count(*) AS n FROM items WHERE text LIKE 'Rafale {run}%' AND prompt_uri IS NOT NULL"
+    wait(lambda: b.store._one(count)["n"] == 50, "50 items prompted", timeout=40)
+    items = f"SELECT count(*) AS n FROM items WHERE text LIKE 'Rafale {run}%'"
+    assert b.store._one(items)["n"] == 50
 
     parents: list[str] = []
     cursor = None
@@ -312,8 +314,8 @@ def test_threadgate_forbids_the_prompt(bot_factory: Callable[..., Bot], people: 
         {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.threadgate",
          "rkey": rkey, "value": {"$type": "app.bsky.feed.threadgate", "post": uri, "allow": [],
                                  "createdAt": now}}]})
-    failed = wait(lambda: next(b.store.db.query(
-        "SELECT * FROM intents WHERE uri = ? AND kind = 'prompt' AND state = 'failed'", [uri]), None),
+    failed = wait(lambda: b.store._one(
+        "SELECT * FROM intents WHERE uri = ? AND kind = 'prompt' AND state = 'failed'", uri),
         "the prompt given up", timeout=8)
     assert "threadgate" in failed["error"]
     assert row(b.store, uri)["prompt_uri"] is None
