@@ -166,6 +166,13 @@ def item(bot: Bot, uri: str) -> dict[str, Any] | None:
     return found[0] if found else None
 
 
+def reconnected(bot: Bot, proxy: StreamProxy, opened: int) -> bool:
+    """A new request went through the proxy and its websocket handshake is done (the old run has
+    ended before the new connection was made, so `ws` is the new one)."""
+    stream = bot.runtime.adapters[0].streams[0]  # type: ignore[union-attr, attr-defined]
+    return len(proxy.requests) > opened and stream.ws is not None
+
+
 def list_records(client: Any, did: str, collection: str) -> list[Any]:
     out, cursor = [], None
     while True:
@@ -336,7 +343,7 @@ def test_pds_gone_and_back_mid_burst(bots: Callable[..., Bot], proxy: StreamProx
             time.sleep(3.0)
             proxy.up()
             downtimes.append((start, time.monotonic()))
-            wait(lambda o=opened: len(proxy.requests) > o and proxy.open(), "the bot reconnected", timeout=20)
+            wait(lambda o=opened: reconnected(b, proxy, o), "the bot reconnected", timeout=20)
         wait_for(lambda: burst.done(b), timeout=60, what=lambda: diagnose(b, burst))
     finally:
         burst.close()
@@ -358,7 +365,7 @@ def test_websocket_cut_without_close_frame(bots: Callable[..., Bot], proxy: Stre
             wait(lambda t=threshold: burst.seen(b) >= t, f"{threshold} posts seen", timeout=30)
             opened = len(proxy.requests)
             assert proxy.cut() == 1
-            wait(lambda o=opened: len(proxy.requests) > o and proxy.open(), "the bot reconnected", timeout=20)
+            wait(lambda o=opened: reconnected(b, proxy, o), "the bot reconnected", timeout=20)
         wait_for(lambda: burst.done(b), timeout=60, what=lambda: diagnose(b, burst))
     finally:
         burst.close()
