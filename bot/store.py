@@ -72,6 +72,11 @@ SCHEMA: list[str] = [
         error TEXT, failing_since TEXT, updated_at TEXT NOT NULL, PRIMARY KEY (network, name)
     );
     """,
+    # 3: the digest's history (counts of the 7 previous periods) read from the index alone
+    """
+    CREATE INDEX items_digest ON items (created_at, state, visibility, deleted, network, author_id,
+                                        category, link);
+    """,
 ]
 
 
@@ -428,6 +433,40 @@ class Store:
             "WHERE i.created_at >= ? AND i.created_at < ? ORDER BY i.created_at, i.network, i.uri",
             iso(since), iso(until))
         return [{**r, "labels": json.loads(r["labels"]) if r["labels"] else []} for r in rows]
+
+    # What the digest may show: the same rules as `bot.digest.build.included`, the item's own
+    # ones in SQL, its author's standing from the (small) set of excluded authors.
+    _DIGEST_WHERE = ("created_at >= ? AND created_at < ? AND state NOT IN ('withdrawn', 'deleted', "
+                     "'skipped') AND NOT deleted AND visibility IN ('public', 'unlisted')")
+
+    def digest_excluded_authors(self) -> set[tuple[str, str]]:
+        """(network, id) of the authors whose posts never go into a digest: opted out, #nobot
+        (or #noindex, #noai) in their bio, or labelled `!no-unauthenticated`."""
+        rows = self._exec(
+            "SELECT network, id, opted_out, nobot, labels FROM authors WHERE opted_out OR nobot "
+            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]'))").fetchall()
+        out = set()
+        for network, id_, opted_out, nobot, labels in rows:
+            if opted_out or nobot or "!no-unauthenticated" in (json.loads(labels) if labels else []):
+                out.add((network, id_))
+        return out
+
+    def digest_entries(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        """The items a digest may show, created in [since, until) (ISO UTC strings, as stored):
+        (network, uri, url, author_id, author_handle, text, link, link_title, created_at, state,
+        category), oldest first. Authors are not joined: see `digest_excluded_authors`."""
+        return self._exec(
+            "SELECT network, uri, url, author_id, author_handle, text, link, link_title, created_at, "
+            "state, category FROM items WHERE " + self._DIGEST_WHERE +
+            " ORDER BY created_at, network, uri", (since, until)).fetchall()
+
+    def digest_history(self, since: str, until: str) -> list[tuple[Any, ...]]:
+        """What the counts of past periods need, from the `items_digest` index alone: (created_at,
+        network, author_id, link, state, category) of the items a digest may show, oldest first."""
+        return self._exec(
+            "SELECT created_at, network, author_id, link, state, category FROM items "
+            "INDEXED BY items_digest WHERE " + self._DIGEST_WHERE + " ORDER BY created_at",
+            (since, until)).fetchall()
 
     def digest_state(self, period: str, network: str) -> str | None:
         row = self._one("SELECT state FROM digests WHERE period = ? AND network = ?", period, network)

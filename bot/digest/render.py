@@ -10,6 +10,7 @@ well-formed and escaped; their HTML descriptions are passed through nh3 with htt
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import fields, is_dataclass
 from datetime import datetime
@@ -184,8 +185,32 @@ def template_dirs(config: Config, templates_dir: Path | None = None) -> list[Pat
 
 
 def environment(config: Config, templates_dir: Path | None = None) -> jinja2.Environment:
+    """One Environment (and so one compiled template) per set of template folders; it is made
+    again when an overriding template appears, disappears or changes."""
+    dirs = [Path(os.path.abspath(d)) for d in template_dirs(config, templates_dir)]
+    overrides = []
+    for d in dirs:
+        for name in TEMPLATES:
+            try:
+                overrides.append((str(d / name), (d / name).stat().st_mtime_ns))
+            except OSError:
+                pass
+    key = (tuple(map(str, dirs)), tuple(overrides))
+    env = _ENVIRONMENTS.get(key)
+    if env is None:
+        if len(_ENVIRONMENTS) > 16:
+            _ENVIRONMENTS.clear()
+        env = _ENVIRONMENTS[key] = _environment(dirs)
+    return env
+
+
+TEMPLATES = ("digest.md.j2", "digest.html.j2")
+_ENVIRONMENTS: dict[Any, jinja2.Environment] = {}
+
+
+def _environment(dirs: list[Path]) -> jinja2.Environment:
     loader = jinja2.ChoiceLoader([
-        *(jinja2.FileSystemLoader(str(d)) for d in template_dirs(config, templates_dir)),
+        *(jinja2.FileSystemLoader(str(d)) for d in dirs),
         jinja2.PackageLoader("bot", "templates"),
     ])
     env = jinja2.Environment(
@@ -231,15 +256,19 @@ def entry_html(entry: Entry, digest: Digest) -> str:
     w = WORDS[digest.language]
     parts = []
     if entry.excerpt:
-        parts.append(Markup("<p>{}</p>").format(entry.excerpt))
+        parts.append(f"<p>{_esc(entry.excerpt)}</p>")
     people = []
     for s in entry.sharers:
-        name = Markup("@{}").format(s.handle)
-        people.append(Markup('<a href="{}">{}</a> ({})').format(s.url, name, NETWORK_NAMES[s.network])
-                      if s.url else Markup("{} ({})").format(name, NETWORK_NAMES[s.network]))
-    parts.append(Markup("<p>{} {}</p>").format(w["by"], Markup(", ").join(people)))
-    return nh3.clean(str(Markup("").join(parts)), tags={"p", "a"}, attributes={"a": {"href"}},
+        name = f"@{_esc(s.handle)}"
+        net = _esc(NETWORK_NAMES[s.network])
+        people.append(f'<a href="{_esc(s.url)}">{name}</a> ({net})' if s.url else f"{name} ({net})")
+    parts.append(f"<p>{_esc(w['by'])} {', '.join(people)}</p>")
+    return nh3.clean("".join(parts), tags={"p", "a"}, attributes={"a": {"href"}},
                      url_schemes={"http", "https"}, link_rel="noopener noreferrer nofollow")
+
+
+def _esc(value: Any) -> str:
+    return str(escape(value))
 
 
 def render_feed(digest: Digest, fmt: str) -> str:
@@ -278,14 +307,21 @@ def render_feed(digest: Digest, fmt: str) -> str:
 
 def to_data(digest: Digest) -> dict[str, Any]:
     """The digest as plain JSON-ready data (the same content as the other formats)."""
+    names: dict[type, tuple[str, ...]] = {}
+
     def plain(v: Any) -> Any:
+        if isinstance(v, str) or v is None or isinstance(v, (int, float)):
+            return v
         if isinstance(v, Period):
             return {"key": v.key, "start": v.start.isoformat(), "end": v.end.isoformat()}
         if isinstance(v, datetime):
             return v.isoformat()
         if is_dataclass(v):
-            out = {f.name: plain(getattr(v, f.name)) for f in fields(v) if f.name != "extra"}
-            if isinstance(v, Entry):
+            t = type(v)
+            if t not in names:
+                names[t] = tuple(f.name for f in fields(v) if f.name != "extra")
+            out = {name: plain(getattr(v, name)) for name in names[t]}
+            if t is Entry:
                 out |= {"url": v.url, "networks": list(v.networks)}
             return out
         if isinstance(v, dict):
@@ -294,8 +330,11 @@ def to_data(digest: Digest) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v
 
-    data = plain(digest)
-    data["sections"] = [{**plain(s), "count": s.count, "change": s.change} for s in digest.sections]
+    sections = [{**plain(s), "count": s.count, "change": s.change} for s in digest.sections]
+    names[Digest] = tuple(f.name for f in fields(digest) if f.name not in ("extra", "sections"))
+    data = {f.name: None for f in fields(digest) if f.name != "extra"}  # the fields' order
+    data |= plain(digest)
+    data["sections"] = sections
     data["series"] = [{"period": plain(p.period), "counts": p.counts, "total": p.total}
                       for p in digest.series]
     data["total"], data["previous_total"], data["posts"] = digest.total, digest.previous_total, digest.posts
@@ -303,9 +342,59 @@ def to_data(digest: Digest) -> dict[str, Any]:
 
 
 def render_json(digest: Digest) -> str:
-    text = json.dumps(to_data(digest), ensure_ascii=False, indent=2)
+    text = dumps(to_data(digest))
     # Safe even if pasted into a <script> block or an HTML page by a careless consumer.
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
+
+
+def dumps(data: Any) -> str:
+    """`json.dumps(data, ensure_ascii=False, indent=2)`, the same text, for the plain data
+    `to_data` makes (dicts with str keys, lists, str, int, float, bool, None), faster: the
+    standard library's encoder runs in pure Python as soon as it indents."""
+    out: list[str] = []
+    string = json.encoder.encode_basestring  # the C one
+    floatstr = json.JSONEncoder(ensure_ascii=False).iterencode
+
+    def enc(v: Any, pad: str) -> None:
+        if isinstance(v, str):
+            out.append(string(v))
+        elif v is None:
+            out.append("null")
+        elif v is True:
+            out.append("true")
+        elif v is False:
+            out.append("false")
+        elif isinstance(v, int):
+            out.append(int.__repr__(v))
+        elif isinstance(v, float):
+            out.append("".join(floatstr(v)))
+        elif isinstance(v, dict):
+            if not v:
+                out.append("{}")
+                return
+            inner = pad + "  "
+            first = True
+            for k, x in v.items():
+                out.append(("{\n" if first else ",\n") + inner + string(k) + ": ")
+                first = False
+                enc(x, inner)
+            out.append("\n" + pad + "}")
+        elif isinstance(v, (list, tuple)):
+            if not v:
+                out.append("[]")
+                return
+            inner = pad + "  "
+            first = True
+            for x in v:
+                out.append(("[\n" if first else ",\n") + inner)
+                first = False
+                enc(x, inner)
+            out.append("\n" + pad + "]")
+        else:
+            raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+
+    enc(data, "")
+    return "".join(out)
 
 
 def escape_html(value: Any) -> Markup:
