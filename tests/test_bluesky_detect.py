@@ -185,6 +185,46 @@ def test_prefilter_never_rejects_what_the_rules_accept(tag: str, data: st.DataOb
             assert json_filter.passes(message)
 
 
+@pytest.mark.parametrize("tag", [TAG, "fiski", "ＮＵＭ"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), ascii_json=st.booleans())
+def test_batch_prefilter_never_rejects_what_the_rules_accept(tag: str, data: st.DataObject,
+                                                             ascii_json: bool) -> None:
+    """`Prefilter.select` over a batch (messages of every kind, side by side: a needle may
+    straddle two of them) hands over every message the rules accept, in order, judged lazily
+    (a tagged post early in the batch is tracked when its delete comes later in it)."""
+    commits = data.draw(st.lists(st.tuples(dids, st.lists(operations(tag), min_size=1, max_size=3)),
+                                 min_size=1, max_size=12))
+    tracked = {(ALICE, "3kaaa"), (BOT, "3kbbb"), (ALICE, "3n3f2syu72c2v"), (ALICE, LONG_RKEY)}
+    error = libipld.encode_dag_cbor({"op": -1}) + libipld.encode_dag_cbor({"error": "X", "message": "m"})
+    frames = [commit_frame(repo, ops) for repo, ops in commits]
+    frames += data.draw(st.lists(st.sampled_from([error, b"", b"numpol", b"ville #"]), max_size=2))
+    frames = data.draw(st.permutations(frames))
+    lines = [jetstream_message(repo, action, path, record, ascii_only=ascii_json)
+             for repo, ops in commits for action, path, record in ops]
+    for messages, json_text in ((frames, False), (lines, True)):
+        rules, reference = Rules(tag, BOT, tracked=set(tracked)), Rules(tag, BOT, tracked=set(tracked))
+
+        def accepted(message: bytes, rules: Rules = reference, json_text: bool = json_text) -> bool:
+            if not json_text and Prefilter.is_error(message):
+                return True
+            try:
+                hits = [rules.jetstream_hit(message)] if json_text else rules.frame_hits(message)
+            except Exception:
+                return False
+            for hit in hits:
+                if hit and hit.kind == "post" and rules.is_tagged(hit.record):
+                    rules.track(hit.did, hit.rkey)
+            return any(hits)
+
+        expected = [m for m in messages if accepted(m)]
+        got = []
+        for m in Prefilter(rules, json_text=json_text).select(list(messages)):
+            if accepted(m, rules):  # handled as the stream does, before the next is judged
+                got.append(m)
+        assert got == expected
+
+
 def test_lookalikes_count() -> None:
     assert Rules("fiski", BOT).is_tagged(post("#ﬁſ\u212aİ"))  # folds to "fiski" + a combining dot
     assert Prefilter(Rules("fiski", BOT)).passes(commit_frame(ALICE, [("create", "app.bsky.feed.post/3k",

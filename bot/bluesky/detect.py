@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from itertools import accumulate, repeat
 from typing import Any, Literal
 
 import libipld
@@ -192,6 +195,45 @@ class Prefilter:
         self.lookalikes = _lookalikes(rules.tag) if self.ascii_tag else ()
         self.post_path = POST.encode() + (b"" if json_text else b"/")
         self.json_text = json_text
+        # `select`: a message `passes` (or is an error frame) only if it holds one of these
+        # (a JSON delete without escapes says "delete" in quotes; an escape is a candidate anyway)
+        raw = [self.bot_did, *self.lookalikes] + ([b'"delete"', b"\\"] if json_text else [b"delete"])
+        self._needles = [(needle, False) for needle in raw] + [(self.tag, True)]
+
+    def select(self, batch: list[bytes]) -> Iterator[bytes]:
+        """The messages of `batch` to handle, in order: those that `pass`, and error frames.
+        Lazy: `passes` judges a message only when the caller asks for it, after the messages
+        before it were handled (a post tagged early in a batch is tracked when its delete, later
+        in the same batch, is judged).
+
+        One scan of the whole batch: its messages are joined, lowered once, and searched for what
+        every passing message holds (the bot's DID, "delete", the error header, the folded tag or
+        a look-alike, in JSON a backslash); only the messages a hit falls in meet `passes`. A hit
+        straddling two messages only costs a look at the first. A non-ASCII tag lets every post
+        through `passes`, so then each message meets `passes`.
+
+        Firehose frames (2 KB of mostly binary CAR blocks each) meet `passes` one by one: reading
+        the op path at the head of a frame costs less than scanning its bytes (measured: 7.1 µs
+        against 9.6 µs per frame for the batch scan on the recorded corpus)."""
+        passes, is_error = self.passes, self.is_error
+        if not self.ascii_tag or not self.json_text:
+            return (m for m in batch if passes(m) or is_error(m))
+        buf = b"".join(batch)
+        low = buf.lower()
+        ends: list[int] | None = None
+        picked: set[int] = set()
+        for needle, lowered in self._needles:
+            hay = low if lowered else buf
+            i = hay.find(needle)
+            while i >= 0:
+                if ends is None:
+                    ends = list(accumulate(map(len, batch)))
+                k = bisect_right(ends, i)
+                picked.add(k)
+                i = hay.find(needle, ends[k])  # on to the next message
+        if any(map(bytes.startswith, batch, repeat(_ERROR_HEADER))):
+            picked.update(k for k, m in enumerate(batch) if self.is_error(m))
+        return (m for m in (batch[k] for k in sorted(picked)) if passes(m) or is_error(m))
 
     def passes(self, message: bytes) -> bool:
         """Fast and exact: a firehose commit's ops are read from the head of the body (no scan of
