@@ -49,6 +49,7 @@ class Path:
     name: str
     run: Callable[[Iterable[bytes]], int]
     events: list[Any] = field(default_factory=list)
+    dropped: int = 0  # events counted and let go (keep_events=False)
 
 
 def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
@@ -59,14 +60,18 @@ def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
     return JetstreamSource("ws://127.0.0.1:1", ingest, store, Prefilter(ingest.rules, json_text=True))
 
 
-def bot_path(kind: str, bot_did: str, tag: str = TAG) -> Path:
+def bot_path(kind: str, bot_did: str, tag: str = TAG, keep_events: bool = True) -> Path:
     """`StreamSource.run` minus the socket: the messages in batches of `MAX_BATCH` (what the client
     drains at most from its receive buffer when the stream outpaces the bot), each through
     `StreamSource.consume`, the very code `run` calls (batch pre-filter, decoding, rules, ingest,
     cursor saves)."""
     src = _source(kind, bot_did, tag)
     path = Path(f"bot {kind}", lambda _: 0)
-    emit = path.events.append
+
+    def drop(_event: Any) -> None:  # as the curation core consumes them: nothing stays here
+        path.dropped += 1
+
+    emit = path.events.append if keep_events else drop
     consume = src.consume
 
     def run(messages: Iterable[bytes]) -> int:
