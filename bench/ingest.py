@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from typing import Any
@@ -115,8 +115,30 @@ def _model_wants_post(rec: Any, tag: str, bot_did: str) -> bool:
                for f in getattr(facet, "features", None) or ())
 
 
+def sdk_hits(msg: Any, tracked: Any, tag: str, bot_did: str) -> Iterator[Hit]:
+    """The SDK's documented handling of one commit: decode its CAR, build every op's model with
+    `models.get_or_create`, then the same tests as the bot's rules."""
+    from atproto import CAR, models
+
+    car = CAR.from_bytes(msg.blocks) if msg.blocks else None
+    for op in msg.ops:
+        collection, _, rkey = op.path.partition("/")
+        rec = raw = None
+        if op.cid is not None and car is not None:
+            raw = car.blocks.get(op.cid)
+            rec = models.get_or_create(raw, strict=False) if raw is not None else None
+        if op.action == "create" and isinstance(rec, models.AppBskyFeedPost.Record):
+            if _model_wants_post(rec, tag, bot_did):
+                yield Hit("post", msg.repo, rkey, str(op.cid), raw)
+        elif op.action == "delete" and collection == POST and (msg.repo, rkey) in tracked:
+            yield Hit("delete", msg.repo, rkey)
+        elif (op.action == "create" and isinstance(rec, models.AppBskyGraphFollow.Record)
+              and rec.subject == bot_did):
+            yield Hit("follow", msg.repo, rkey, str(op.cid), raw)
+
+
 def sdk_path(bot_did: str, tag: str = TAG) -> Path:
-    from atproto import CAR, models, parse_subscribe_repos_message
+    from atproto import models, parse_subscribe_repos_message
     from atproto_subscription.frames import ErrorFrame, Frame
 
     src = _source("firehose", bot_did, tag)
@@ -125,7 +147,6 @@ def sdk_path(bot_did: str, tag: str = TAG) -> Path:
     path = Path("SDK firehose", lambda _: 0)
     emit = path.events.append
     Commit = models.ComAtprotoSyncSubscribeRepos.Commit
-    PostRecord, FollowRecord = models.AppBskyFeedPost.Record, models.AppBskyGraphFollow.Record
 
     def run(messages: Iterable[bytes]) -> int:
         n = unsaved = 0
@@ -140,24 +161,8 @@ def sdk_path(bot_did: str, tag: str = TAG) -> Path:
             if unsaved >= SAVE_EVERY:
                 store.set_cursor("bluesky", "firehose", str(last.seq))
                 unsaved = 0
-            if not isinstance(msg, Commit):
-                continue
-            car = CAR.from_bytes(msg.blocks) if msg.blocks else None
-            for op in msg.ops:
-                collection, _, rkey = op.path.partition("/")
-                rec = raw = None
-                if op.cid is not None and car is not None:
-                    raw = car.blocks.get(op.cid)
-                    rec = models.get_or_create(raw, strict=False) if raw is not None else None
-                hit = None
-                if op.action == "create" and isinstance(rec, PostRecord):
-                    if _model_wants_post(rec, rules.tag, bot_did):
-                        hit = Hit("post", msg.repo, rkey, str(op.cid), raw)
-                elif op.action == "delete" and collection == POST and (msg.repo, rkey) in rules.tracked:
-                    hit = Hit("delete", msg.repo, rkey)
-                elif op.action == "create" and isinstance(rec, FollowRecord) and rec.subject == bot_did:
-                    hit = Hit("follow", msg.repo, rkey, str(op.cid), raw)
-                if hit:
+            if isinstance(msg, Commit):
+                for hit in sdk_hits(msg, rules.tracked, rules.tag, bot_did):
                     ingest.handle(hit, emit)
         return n
 
@@ -230,8 +235,7 @@ def end_to_end_sdk(frames: list[bytes], total: int, bot_did: str) -> dict[str, A
     sdk = sdk_path(bot_did)
     count = [0]
     client = FirehoseSubscribeReposClient(base_uri=url + "/xrpc")
-    # the SDK calls back with a parsed MessageFrame; the rest of the loop is the same as above
-    from atproto import CAR, models, parse_subscribe_repos_message  # noqa: F401
+    # the SDK calls back with a parsed MessageFrame; the rest of the loop is `sdk_hits`
 
     raw_run = _sdk_after_frame(bot_did, sdk)
 
@@ -250,35 +254,18 @@ def end_to_end_sdk(frames: list[bytes], total: int, bot_did: str) -> dict[str, A
 
 def _sdk_after_frame(bot_did: str, path: Path) -> Callable[[Any], None]:
     """The SDK loop from a parsed frame on (what the SDK client's callback gets)."""
-    from atproto import CAR, models, parse_subscribe_repos_message
+    from atproto import models, parse_subscribe_repos_message
 
     src = _source("firehose", bot_did)
     ingest = src.ingest
     rules = ingest.rules
     emit = path.events.append
     Commit = models.ComAtprotoSyncSubscribeRepos.Commit
-    PostRecord, FollowRecord = models.AppBskyFeedPost.Record, models.AppBskyGraphFollow.Record
 
     def one(frame: Any) -> None:
         msg = parse_subscribe_repos_message(frame)
-        if not isinstance(msg, Commit):
-            return
-        car = CAR.from_bytes(msg.blocks) if msg.blocks else None
-        for op in msg.ops:
-            collection, _, rkey = op.path.partition("/")
-            rec = raw = None
-            if op.cid is not None and car is not None:
-                raw = car.blocks.get(op.cid)
-                rec = models.get_or_create(raw, strict=False) if raw is not None else None
-            hit = None
-            if op.action == "create" and isinstance(rec, PostRecord):
-                if _model_wants_post(rec, rules.tag, bot_did):
-                    hit = Hit("post", msg.repo, rkey, str(op.cid), raw)
-            elif op.action == "delete" and collection == POST and (msg.repo, rkey) in rules.tracked:
-                hit = Hit("delete", msg.repo, rkey)
-            elif op.action == "create" and isinstance(rec, FollowRecord) and rec.subject == bot_did:
-                hit = Hit("follow", msg.repo, rkey, str(op.cid), raw)
-            if hit:
+        if isinstance(msg, Commit):
+            for hit in sdk_hits(msg, rules.tracked, rules.tag, bot_did):
                 ingest.handle(hit, emit)
     return one
 
