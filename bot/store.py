@@ -422,20 +422,8 @@ class Store:
 
     # ---- digests --------------------------------------------------------------------------------
 
-    def digest_items(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Items created in [since, until) with their author's standing (opted_out, nobot,
-        labels as a list). The digest decides what to leave out; this only reads."""
-        rows = self._all(
-            "SELECT i.network, i.uri, i.url, i.author_id, i.author_handle, i.text, i.link, "
-            "i.link_title, i.created_at, i.visibility, i.state, i.category, i.deleted, "
-            "coalesce(a.opted_out, 0) AS opted_out, coalesce(a.nobot, 0) AS nobot, a.labels "
-            "FROM items i LEFT JOIN authors a ON a.network = i.network AND a.id = i.author_id "
-            "WHERE i.created_at >= ? AND i.created_at < ? ORDER BY i.created_at, i.network, i.uri",
-            iso(since), iso(until))
-        return [{**r, "labels": json.loads(r["labels"]) if r["labels"] else []} for r in rows]
-
-    # What the digest may show: the same rules as `bot.digest.build.included`, the item's own
-    # ones in SQL, its author's standing from the (small) set of excluded authors.
+    # What a digest may show: no withdrawn, deleted or skipped item, nothing private; the author's
+    # standing comes from the (small) set of `digest_excluded_authors`.
     _DIGEST_WHERE = ("created_at >= ? AND created_at < ? AND state NOT IN ('withdrawn', 'deleted', "
                      "'skipped') AND NOT deleted AND visibility IN ('public', 'unlisted')")
 

@@ -23,9 +23,6 @@ from bot.digest.period import Period, zone
 from bot.store import Store, iso
 
 UNCLASSIFIED = ""  # the section key of items still to sort, shown last
-LEFT_OUT_STATES = ("withdrawn", "deleted", "skipped")
-PUBLIC = ("public", "unlisted")  # private and direct posts never go into a published digest
-NO_UNAUTHENTICATED = "!no-unauthenticated"
 TRACKING_PARAMS = ("fbclid", "gclid", "mc_cid", "mc_eid", "igshid")
 HISTORY = 8
 TITLE_WORDS = 12
@@ -225,17 +222,6 @@ def _past_counts(rows: list[tuple[Any, ...]], bounds: list[str], excluded: set[t
                 entries[max(order, key=lambda k: (c.get(k, 0), -order.index(k))) if c else UNCLASSIFIED] += 1
         out.append((entries, networks))
     return out
-
-
-def included(row: dict[str, Any]) -> bool:
-    """Whether an item may appear in a digest (and be counted)."""
-    if row["state"] in LEFT_OUT_STATES or row["deleted"]:
-        return False
-    if row["visibility"] not in PUBLIC:
-        return False
-    if row["opted_out"] or row["nobot"]:  # nobot: #nobot, #noindex or #noai in the bio
-        return False
-    return NO_UNAUTHENTICATED not in (row.get("labels") or [])
 
 
 def group_entries(rows: list[dict[str, Any]], order: list[str], tz: Any) -> list[Entry]:
