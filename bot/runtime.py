@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from bot import systemd
 from bot.adapter import Adapter, Emit, PermanentError, Source
@@ -24,6 +25,7 @@ from bot.store import Intent, Store
 
 log = logging.getLogger("numpolville.runtime")
 TICK = 30.0
+RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds before a failed effect is tried again, doubling
 EVENT_MARK_INTERVAL = 1.0  # seconds between two "last event" writes for one source
 
 
@@ -175,31 +177,46 @@ class Runtime:
             intent = q.get()
             if intent is None:
                 return
+            retry_in = None
             try:
-                self._perform(adapter, intent)
+                retry_in = self._perform(adapter, intent)
             except Exception as e:  # noqa: BLE001 - the store failed: the intent stays pending
                 log.error("cannot write down %s (%s: %s); the timer retries it (the adapter's "
                           "effects are idempotent)", describe(intent.action), type(e).__name__, e)
-            finally:
+            if retry_in is None:
                 with self._queued_lock:
                     self._queued.discard(intent.key)
+            else:
+                self._retry_later(intent, retry_in)
+
+    def _retry_later(self, intent: Intent, delay: float) -> None:
+        """Put a transiently failed intent back in its queue after `delay`. It stays marked as
+        queued meanwhile, so the timer's sweep of pending intents does not add it twice."""
+        again = replace(intent, attempts=intent.attempts + 1)
+        timer = threading.Timer(delay, self.queues[intent.network].put, [again])
+        timer.daemon = True
+        timer.start()
 
     def _enqueue_pending(self, adapter: Adapter) -> None:
         for intent in self.store.pending_intents(adapter.network):
             self._enqueue(intent)
 
-    def _perform(self, adapter: Adapter, intent: Intent) -> None:
+    def _perform(self, adapter: Adapter, intent: Intent) -> float | None:
+        """Carry out one intent; return the delay before a retry, or None once it is settled."""
         try:
             result = adapter.perform(intent.action)
         except PermanentError as e:
             log.warning("gave up %s: %s", describe(intent.action), e)
             self.store.intent_failed(intent, str(e), final=True)
-        except Exception as e:  # noqa: BLE001 - retried by the timer
-            log.warning("will retry %s: %s", describe(intent.action), e)
+        except Exception as e:  # noqa: BLE001 - transient: retried with backoff
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** intent.attempts) * random.uniform(0.8, 1.2)
+            log.warning("will retry %s in %.0f s: %s", describe(intent.action), delay, e)
             self.store.intent_failed(intent, str(e), final=False)
+            return delay
         else:
             self.store.intent_done(intent, result)
             log.info("done %s", describe(intent.action))
+        return None
 
     def _publish_digest(self) -> None:
         """Publish the scheduled digest once per period (the digests table remembers what is
