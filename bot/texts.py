@@ -1,12 +1,15 @@
 """Default user-facing texts, French first. Placeholders: {author} {hashtag} {categories}
-{category}. The prompt must stay under Bluesky's 300 graphemes with four categories."""
+{category}. The prompt must stay under Bluesky's 300 graphemes with four categories.
+
+The bot's replies name the hashtag without "#": a tagged reply would land in the very timeline the
+bot curates, once per prompt."""
 
 TEXT_KEYS = ("prompt", "thanks", "not_understood", "opt_out", "help")
 
 DEFAULT_TEXTS: dict[str, dict[str, str]] = {
     "fr": {
         "prompt": (
-            "Merci pour ce partage #{hashtag} ! Dans quelle catégorie le ranger ?\n"
+            "Merci pour ce partage ! Dans quelle catégorie de la veille {hashtag} le ranger ?\n"
             "{categories}\n"
             "Répondez par le numéro ou le mot. « stop » : je ne vous solliciterai plus."
         ),
@@ -14,13 +17,13 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "not_understood": "Je n'ai pas compris. Répondez par un numéro :\n{categories}",
         "opt_out": "C'est noté : je ne vous solliciterai plus. Bonne continuation !",
         "help": (
-            "Je range les partages #{hashtag} pour la veille hebdomadaire. "
+            "Je range les partages {hashtag} pour la veille hebdomadaire. "
             "Répondez par un numéro :\n{categories}\n« stop » pour ne plus être sollicité·e."
         ),
     },
     "en": {
         "prompt": (
-            "Thanks for sharing with #{hashtag}! Which category fits best?\n"
+            "Thanks for sharing! Which category of the {hashtag} digest fits best?\n"
             "{categories}\n"
             "Reply with the number or the word. \"stop\": I won't ask you again."
         ),
@@ -28,7 +31,7 @@ DEFAULT_TEXTS: dict[str, dict[str, str]] = {
         "not_understood": "Sorry, I did not understand. Reply with a number:\n{categories}",
         "opt_out": "Noted: I won't ask you again. All the best!",
         "help": (
-            "I file #{hashtag} posts for the weekly digest. Reply with a number:\n"
+            "I file {hashtag} posts for the weekly digest. Reply with a number:\n"
             "{categories}\n\"stop\" and I won't ask you again."
         ),
     },
