@@ -653,12 +653,17 @@ async def tag_timeline(request: web.Request) -> web.Response:
             for s in w.statuses.values()
             if tag in s.tags and s.visibility == "public" and s.reblog_of_id is None
         ]
-        if q.get("local") in TRUE:
-            items = [s for s in items if s.local]
-        if q.get("remote") in TRUE:
-            items = [s for s in items if not s.local]
-        page, headers = paginate(request, items, q, key=lambda s: int(s.id))
-        return jres([entities.status(w, s, who) for s in page], headers=headers)
+        return _public_page(request, w, who, q, items)
+
+
+def _public_page(request: web.Request, w: Any, who: Any, q: MultiDict[str], items: list[Any]) -> web.Response:
+    """One page of a public timeline (tag or public), with its `local`/`remote` filters."""
+    if q.get("local") in TRUE:
+        items = [s for s in items if s.local]
+    if q.get("remote") in TRUE:
+        items = [s for s in items if not s.local]
+    page, headers = paginate(request, items, q, key=lambda s: int(s.id))
+    return jres([entities.status(w, s, who) for s in page], headers=headers)
 
 
 async def public_timeline(request: web.Request) -> web.Response:
@@ -667,12 +672,7 @@ async def public_timeline(request: web.Request) -> web.Response:
     q = MultiDict(request.query)
     with w.lock:
         items = [s for s in w.statuses.values() if s.visibility == "public" and s.reblog_of_id is None]
-        if q.get("local") in TRUE:
-            items = [s for s in items if s.local]
-        if q.get("remote") in TRUE:
-            items = [s for s in items if not s.local]
-        page, headers = paginate(request, items, q, key=lambda s: int(s.id))
-        return jres([entities.status(w, s, who) for s in page], headers=headers)
+        return _public_page(request, w, who, q, items)
 
 
 async def home_timeline(request: web.Request) -> web.Response:
