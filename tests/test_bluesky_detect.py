@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.bluesky.convert import to_post
-from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules, StreamError
+from bot.bluesky.detect import CASED_LIMIT, TAG_FACET, Prefilter, Rules, StreamError, car_block
 from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.records import fit, graphemes, record_key, tid_micros
-from tests.test_bluesky_frames import commit_frame, jetstream_message
+from tests.test_bluesky_frames import car, cid_of, commit_frame, jetstream_message
 
 BOT = "did:plc:botbotbotbotbotbotbotbot"
 ALICE = "did:plc:alicealicealicealicealic"
@@ -255,3 +255,31 @@ def test_an_error_frame_stops_the_stream() -> None:
     assert Prefilter.is_error(frame)
     with pytest.raises(StreamError, match="ConsumerTooSlow"):
         Rules(TAG, BOT).frame_hits(frame)
+
+
+@given(st.lists(st.dictionaries(st.text(max_size=8), st.text(max_size=200) | st.integers(-2**63, 2**63 - 1)),
+                min_size=1, max_size=8, unique_by=repr))
+def test_car_block_finds_what_decode_car_finds(records: list[dict]) -> None:
+    """The walk over a CAR's sections agrees with libipld's full decoding, block by block."""
+    blocks = [libipld.encode_dag_cbor(r) for r in records]
+    data = car(blocks)
+    decoded = libipld.decode_car(data)[1]
+    for cid, record in zip(map(cid_of, blocks), records, strict=True):
+        assert libipld.decode_dag_cbor(car_block(data, cid)) == decoded[cid] == record
+    assert car_block(data, cid_of(b"not in it")) is None
+
+
+def test_a_cut_car_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A CAR cut anywhere inside the tagged record's section: no event, a warning, no crash."""
+    frame = commit_frame(ALICE, [("create", "app.bsky.feed.post/3kabc", post("#numpolville"))])
+    header = libipld.encode_dag_cbor({"op": 1, "t": "#commit"})
+    body = libipld.decode_dag_cbor_multi(frame)[1]
+    rules = Rules(TAG, BOT)
+    source = FirehoseSource("ws://unused", SimpleNamespace(rules=rules), None, Prefilter(rules))
+    record_at = body["blocks"].index(body["ops"][0]["cid"])
+    events: list = []
+    cuts = range(record_at, len(body["blocks"]))  # inside its CID or its data
+    for cut in cuts:
+        source._handle(header + libipld.encode_dag_cbor(body | {"blocks": body["blocks"][:cut]}),
+                       events.append)
+    assert events == [] and caplog.text.count("does not decode") == len(cuts)

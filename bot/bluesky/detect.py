@@ -11,16 +11,16 @@ Tag matching is case-insensitive in the Unicode sense (`str.casefold`), never a 
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
 from typing import Any, Literal
 
 import libipld
+import orjson
 
 POST = "app.bsky.feed.post"
 FOLLOW = "app.bsky.graph.follow"
@@ -108,45 +108,47 @@ class Rules:
 
     def judge(self, did: str, action: str, collection: str, rkey: str, cid: str | None,
               record: Any) -> Hit | None:
-        """The one rule for an operation, whatever stream it came from."""
+        """The one rule for an operation, whatever stream it came from. A hit must name a valid
+        repository and record key: they become the post's URI and keys in the store."""
+        if collection == POST and action == "create" and isinstance(record, dict) \
+                and self.wants_post(record):
+            hit = Hit("post", did, rkey, cid, record)
+        elif collection == POST and action == "delete" and (did, rkey) in self.tracked:
+            hit = Hit("delete", did, rkey)
+        elif (collection == FOLLOW and action == "create" and isinstance(record, dict)
+              and record.get("subject") == self.bot_did):
+            hit = Hit("follow", did, rkey, cid, record)
+        else:
+            return None
         if not (isinstance(rkey, str) and _RKEY.fullmatch(rkey) and isinstance(did, str)
                 and did.startswith("did:")):
             raise ValueError(f"an operation on {collection} without a valid repository or record key")
-        if collection == POST:
-            if action == "create" and isinstance(record, dict) and self.wants_post(record):
-                return Hit("post", did, rkey, cid, record)
-            if action == "delete" and (did, rkey) in self.tracked:
-                return Hit("delete", did, rkey)
-        elif (collection == FOLLOW and action == "create" and isinstance(record, dict)
-              and record.get("subject") == self.bot_did):
-            return Hit("follow", did, rkey, cid, record)
-        return None
+        return hit
 
     def frame_hits(self, frame: bytes) -> list[Hit]:
-        """Decode one firehose frame (`subscribeRepos`) and judge each of its operations."""
+        """Decode one firehose frame (`subscribeRepos`) and judge each of its operations. Only the
+        blocks of the records judged are decoded, not the whole CAR (its MST nodes cost more)."""
         header, body = libipld.decode_dag_cbor_multi(frame)
         if header.get("op") == -1:
             raise StreamError(f"{body.get('error')}: {body.get('message')}")
         if header.get("t") != "#commit":
             return []
-        blocks: dict[str, Any] | None = None
         hits = []
         for op in body.get("ops") or ():
             collection, _, rkey = op["path"].partition("/")
-            record = None
-            if op["action"] == "create" and collection in (POST, FOLLOW):
-                if blocks is None:
-                    blocks = libipld.decode_car(body["blocks"])[1]
-                record = blocks.get(op.get("cid"))
-            hit = self.judge(body["repo"], op["action"], collection, rkey, None, record)
+            cid, record = op.get("cid"), None
+            if op["action"] == "create" and collection in (POST, FOLLOW) and isinstance(cid, bytes):
+                block = car_block(body["blocks"], cid)
+                record = None if block is None else libipld.decode_dag_cbor(block)
+            hit = self.judge(body["repo"], op["action"], collection, rkey,
+                             cid_text(cid) if isinstance(cid, bytes) else cid, record)
             if hit:
-                cid = op.get("cid")
-                hits.append(replace(hit, cid=cid_text(cid) if isinstance(cid, bytes) else cid))
+                hits.append(hit)
         return hits
 
     def jetstream_hit(self, message: bytes | str) -> Hit | None:
         """Judge one Jetstream message (JSON, documented format)."""
-        event = json.loads(message)
+        event = orjson.loads(message)
         commit = event.get("commit")
         if event.get("kind") != "commit" or not isinstance(commit, dict):
             return None
@@ -161,6 +163,42 @@ class StreamError(Exception):
 def cid_text(cid: bytes) -> str:
     """A binary CID (as libipld decodes links) in its usual text form, "bafy..."."""
     return libipld.encode_multibase("b", cid)
+
+
+def car_block(car: bytes, cid: bytes) -> bytes | None:
+    """The data of block `cid` in a CAR file (v1: a header, then sections of varint length, CID,
+    data), found by walking the sections; None if it is not there. ValueError if the CAR is cut."""
+    length, p = _varint(car, 0)
+    p += length
+    while p < len(car):
+        length, p = _varint(car, p)
+        end = p + length
+        if end > len(car):
+            raise ValueError("a CAR section runs past its end")
+        if car.startswith(cid, p) and _cid_end(car, p) == p + len(cid):
+            return car[p + len(cid):end]
+        p = end
+    return None
+
+
+def _cid_end(data: bytes, p: int) -> int:
+    """Where the binary CID (v1: version, codec, hash code, digest length, digest) at `p` ends."""
+    for _ in range(3):
+        _, p = _varint(data, p)
+    size, p = _varint(data, p)
+    return p + size
+
+
+def _varint(data: bytes, p: int) -> tuple[int, int]:
+    """An unsigned LEB128 varint at `p`: (value, position after it). Raises IndexError if cut."""
+    value = shift = 0
+    while True:
+        b = data[p]
+        p += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, p
+        shift += 7
 
 
 def frame_seq(frame: bytes) -> int | None:
@@ -202,27 +240,34 @@ class Prefilter:
         self._needles = Needles(exact, caseless=[self.tag]) if self.ascii_tag else None
 
     def select(self, batch: list[bytes]) -> Iterator[bytes]:
-        """The messages of `batch` to handle, in order: those that `pass`, and error frames.
-        Lazy: `passes` judges a message only when the caller asks for it, after the messages
-        before it were handled (a post tagged early in a batch is tracked when its delete, later
-        in the same batch, is judged).
+        """The messages of `batch` to handle, in order: at least those that `pass`, and error frames.
 
         One scan of the batch finds the messages holding a needle (the bot's DID, "delete", the
-        folded tag in any ASCII case or a look-alike, an error header, in JSON a backslash); only
-        they meet `passes`. With a non-ASCII tag every post may pass: each message meets `passes`."""
+        folded tag in any ASCII case or a look-alike, an error header, in JSON a backslash); with
+        a non-ASCII tag every post may pass, so every message is a candidate. A candidate frame
+        then meets `passes`, which reads its op paths; a candidate Jetstream message goes straight
+        to the rules: orjson decodes it faster than Python code could read its collection.
+
+        Lazy: a frame is judged when the caller asks for the next one, after it handled those
+        before (a post tagged early in a batch is tracked when its delete, later on, is judged)."""
+        candidates = iter(batch) if self._needles is None else map(batch.__getitem__,
+                                                                   self._needles.holders(batch))
+        if self.json_text:
+            return candidates
         passes, is_error = self.passes, self.is_error
-        candidates = range(len(batch)) if self._needles is None else self._needles.holders(batch)
-        return (m for m in map(batch.__getitem__, candidates) if passes(m) or is_error(m))
+        return (m for m in candidates if passes(m) or is_error(m))
 
     def passes(self, message: bytes) -> bool:
-        """Fast and exact: a firehose commit's ops are read from the head of the body (no scan of
-        its blocks); a Jetstream message without escapes is judged by its collection. Anything
-        unusual falls back to `scan`, the plain byte tests on the whole message."""
-        try:
-            verdict = self._json(message) if self.json_text else self._frame(message)
-        except (IndexError, ValueError):
-            verdict = None
-        return self.scan(message) if verdict is None else verdict
+        """Could the rules accept `message`? Fast for a firehose commit, whose ops are read from
+        the head of its body (no scan of its blocks); anything else meets `scan`."""
+        if not self.json_text:
+            try:
+                verdict = self._frame(message)
+            except (IndexError, ValueError):
+                verdict = None
+            if verdict is not None:
+                return verdict
+        return self.scan(message)
 
     def _content(self, message: bytes) -> bool:
         """Could a post in `message` be tagged, answer or mention the bot?"""
@@ -260,25 +305,8 @@ class Prefilter:
             return self._content(frame)
         return follow and self.bot_did in frame
 
-    def _json(self, message: bytes) -> bool | None:
-        if b"\\" in message:
-            return None  # an escape could hide anything
-        collection = _json_string(message, b'"collection"')
-        if collection is None:
-            return False if b'"collection"' not in message else None
-        if collection == _POST:
-            if self._content(message):
-                return True
-            if b'"delete"' in message:
-                rkey = _json_string(message, b'"rkey"')
-                return None if rkey is None else rkey in self.rules.tracked_rkeys
-            return False
-        if collection == _FOLLOW:
-            return self.bot_did in message
-        return False
-
     def scan(self, message: bytes) -> bool:
-        """The plain byte tests on the whole message (the fallback of `passes`)."""
+        """The plain byte tests on the whole message."""
         if self.bot_did in message:
             return True
         if b"delete" in message and self.post_path in message and (
@@ -338,7 +366,6 @@ class Needles:
 
 _COMMIT_HEADER = b"\xa2atg#commitbop\x01"  # DAG-CBOR {"t": "#commit", "op": 1}
 _POST, _FOLLOW = POST.encode(), FOLLOW.encode()
-_JSON_VALUE = re.compile(rb'[ \t\n\r]*:[ \t\n\r]*"([^"]*)"')
 
 
 def _head(m: bytes, p: int) -> tuple[int, int, int]:
@@ -420,22 +447,6 @@ def _commit_ops(frame: bytes) -> list[tuple[bytes, bytes]] | None:
             return None
         ops.append((action, path))
     return ops
-
-
-def _json_string(message: bytes, key: bytes) -> bytes | None:
-    """The string value of the one `key` in a JSON text without escapes; None when the key is
-    missing, repeated, or not followed by a plain string."""
-    i = message.find(key)
-    if i < 0:
-        return None
-    j = i + len(key)
-    if message.find(key, j) >= 0:
-        return None
-    if message.startswith(b':"', j):
-        k = message.find(b'"', j + 2)
-        return message[j + 2:k] if k >= 0 else None
-    match = _JSON_VALUE.match(message, j)
-    return match.group(1) if match else None
 
 
 def _text_lengths(frame: bytes, i: int) -> list[int]:

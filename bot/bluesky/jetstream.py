@@ -3,8 +3,9 @@ rewound a few seconds on reconnect because Jetstream's order is only roughly by 
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
+
+import orjson
 
 from bot.bluesky.detect import FOLLOW, POST, Hit
 from bot.bluesky.stream import StreamSource
@@ -26,5 +27,5 @@ class JetstreamSource(StreamSource):
         return [hit] if hit else []
 
     def cursor_of(self, message: bytes) -> str | None:
-        time_us = json.loads(message).get("time_us")
+        time_us = orjson.loads(message).get("time_us")
         return str(time_us) if isinstance(time_us, int) else None

@@ -101,7 +101,7 @@ class StreamSource(ABC):
             if "FutureCursor" in str(e):  # a cursor from another relay: start from now instead
                 self.store.set_cursor("bluesky", self.name, "")
             raise
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
             log.warning("%s: skipped a message that does not decode (%s)", self.name, e)
             return
         for hit in hits:
