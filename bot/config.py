@@ -95,6 +95,7 @@ class DigestConfig:
     schedule: str = ""
     public_url: str = ""
     timezone: str = "Europe/Paris"
+    max_entries: int = 30  # entries listed per category (every one is counted); 0: all
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,8 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),
-                          timezone=dg.string("timezone", "Europe/Paris"))
+                          timezone=dg.string("timezone", "Europe/Paris"),
+                          max_entries=dg.raw("max_entries", DigestConfig.max_entries))
     _check_digest(digest, source)
     config = Config(hashtag=hashtag, language=language, database=database, mastodon=mastodon,
                     bluesky=bluesky, categories=_categories(raw, source), policy=policy,
@@ -212,6 +214,11 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
 
 def _check_digest(digest: DigestConfig, source: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    cap = digest.max_entries
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+        raise ConfigError(source, "digest.max_entries",
+                          "a whole number of entries listed per category, such as 30, or 0 for all")
 
     try:
         ZoneInfo(digest.timezone)

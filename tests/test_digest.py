@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -384,3 +385,99 @@ def test_items_seen_action_store_roundtrip(tmp_path):
     assert s.stats() == before and s.digests() == []
     assert isinstance(m.Record, type)
     assert NOW.tzinfo is timezone.utc
+
+
+# ---- the cap: every entry counted, the best ones listed ------------------------------------------
+
+def capped_store(path: Path) -> Store:
+    """Week 13: seven `projet` links, one shared by three people and one by two, the others once
+    (one of them also with utm_* and http://, still one entry); nothing else."""
+    s = Store(path, clock=clock)
+    for i in range(5):
+        add(s, f"single{i}", "mastodon", f"p{i}@x.example", f"Seul {i}", utc(2025, 3, 24 + i, 10),
+            category="projet", link=f"https://single.example/{i}", title=f"Seul {i}")
+    for i, handle in enumerate(["a@x.example", "b.bsky.social", "c@x.example"]):
+        add(s, f"top{i}", "bluesky" if i == 1 else "mastodon", handle, "Lu", utc(2025, 3, 24, 12, i),
+            category="projet", link="https://top.example/?utm_source=x" if i else "http://top.example",
+            title="Le plus partagé")
+    for i in range(2):
+        add(s, f"two{i}", "mastodon", f"d{i}@x.example", "Lu", utc(2025, 3, 25, 12, i), category="projet",
+            link="https://two.example/", title="Partagé deux fois")
+    add(s, "single0-again", "mastodon", "p0@x.example", "Encore", utc(2025, 3, 29, 10), category="projet",
+        link="http://single.example/0/?utm_medium=social")
+    return s
+
+
+def test_the_cap_lists_the_most_shared_then_the_newest_and_counts_everything(tmp_path):
+    from bot.config import parse
+    s = capped_store(tmp_path / "x.db")
+    c = parse({"digest": {"max_entries": 3}}, "(test)")
+    d = build_digest(s, c, week13())
+    projet = d.sections[0]
+    assert (projet.count, len(projet.entries), projet.more) == (7, 3, 4)
+    assert [e.title for e in projet.entries] == ["Le plus partagé", "Partagé deux fois", "Seul 4"]
+    assert projet.entries[0].link == "https://top.example" and len(projet.entries[0].sharers) == 3
+    assert d.total == 7 and d.listed == 3 and d.series[-1].counts["projet"] == 7
+    assert "… et 4 autre(s) dans cette catégorie" in render(d, c, "md")
+    page = lxml.html.document_fromstring(render(d, c, "html"))
+    assert len(page.find_class("entry")) == 3
+    assert [p.text_content() for p in page.find_class("more")] == ["… et 4 autre(s) dans cette catégorie"]
+    for fmt in ("rss", "atom"):  # feeds carry the listed entries
+        root = lxml.etree.fromstring(render(d, c, fmt).encode())
+        assert len(root.findall(".//item") or root.findall("{http://www.w3.org/2005/Atom}entry")) == 3
+    data = json.loads(render(d, c, "json"))["sections"][0]
+    assert (data["count"], len(data["entries"]), data["more"]) == (7, 3, 4)
+    texts = thread_texts(d, "mastodon")
+    assert "Projet (7)" in texts[1] and "… et 4 autre(s)" in "\n".join(texts)
+    # 0 lists everything.
+    everything = build_digest(s, parse({"digest": {"max_entries": 0}}, "(test)"), week13())
+    assert len(everything.sections[0].entries) == 7 and everything.sections[0].more == 0
+    assert everything.sections[0].entries[:3] == projet.entries
+
+
+def test_past_periods_are_counted_as_the_current_one_is_grouped(store):
+    # Week 14's "previous" is week 13 counted from aggregated links and votes; it must agree with
+    # week 13 grouped share by share, exclusions included.
+    w13 = build_digest(store, config(), week13())
+    w14 = build_digest(store, config(), period_from_args(now=utc(2025, 4, 7, 7), tz_name="Europe/Paris",
+                                                         week=True))
+    assert {s.key: s.previous for s in w14.sections} == {s.key: s.count for s in w13.sections}
+    assert w14.previous_networks == w13.networks
+    assert w14.series[-2].counts == w13.series[-1].counts
+    assert [p.total for p in w14.series[:-1]] == [p.total for p in w13.series[1:]]
+
+
+def test_count_entries_agrees_with_group_shares_on_random_links():
+    import random
+
+    from bot.digest.build import count_entries, group_shares
+    rng = random.Random(3)
+    order = ["projet", "contexte", "initiative"]
+    variants = ["https://a.example/{}", "http://a.example/{}/", "https://A.example/{}?utm_source=m#x",
+                "https://a.example:443/{}?fbclid=1", "https://a.example/{}?id=2", "javascript:alert({})",
+                "https://a.example/{} x", "ftp://a.example/{}"]
+    for _ in range(20):
+        shares = []
+        for rowid in range(rng.randrange(1, 60)):
+            link = rng.choice(["", *variants]).format(rng.randrange(6)) if rng.random() < 0.9 else None
+            vote = rng.choice([None, None, "projet", "contexte", "initiative", "supprimée"])
+            shares.append((rowid, "mastodon", f"id{rng.randrange(4)}", link, vote))
+        grouped = Counter(g.category for g in group_shares(shares, order))
+        counted = count_entries([s[3] for s in shares], [s[4] for s in shares], order)
+        assert +counted == +grouped, shares
+
+
+@pytest.mark.parametrize("value", [-1, 2.5, True, "30"])
+def test_max_entries_is_checked_at_load(value):
+    from bot.config import ConfigError, parse
+    with pytest.raises(ConfigError) as e:
+        parse({"digest": {"max_entries": value}}, "config/x.toml")
+    assert e.value.key == "digest.max_entries" and "whole number" in e.value.expected
+    assert str(e.value).startswith("config/x.toml: `digest.max_entries`")
+
+
+def test_the_example_configuration_documents_the_digest_defaults(monkeypatch):
+    from bot.config import DigestConfig, load
+    monkeypatch.delenv("NUMPOLVILLE_CONFIG", raising=False)
+    example = load(Path(__file__).parent.parent / "config" / "numpolville.example.toml")
+    assert example.digest == DigestConfig() and example.digest.max_entries == 30

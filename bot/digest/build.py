@@ -8,12 +8,13 @@ without a link is an entry of its own. Post text is untrusted: it is reduced to 
 
 from __future__ import annotations
 
+import heapq
 import html
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -68,16 +69,18 @@ class Entry:
 class Section:
     key: str
     label: str
-    entries: tuple[Entry, ...]
+    entries: tuple[Entry, ...]  # the listed ones, best first: at most `digest.max_entries`
     previous: int  # entries in the previous period
-
-    @property
-    def count(self) -> int:
-        return len(self.entries)
+    count: int  # every entry of the period in this category, listed or not
 
     @property
     def change(self) -> int:
         return self.count - self.previous
+
+    @property
+    def more(self) -> int:
+        """Entries of the category the cap left out ("… and N more")."""
+        return self.count - len(self.entries)
 
 
 @dataclass(frozen=True)
@@ -120,14 +123,20 @@ class Digest:
         return sum(self.networks.values())
 
     @property
+    def listed(self) -> int:
+        """Entries shown in full, over every section (at most `total`)."""
+        return sum(len(s.entries) for s in self.sections)
+
+    @property
     def classified(self) -> list[Entry]:
         return [e for s in self.sections if s.key != UNCLASSIFIED for e in s.entries]
 
 
 def build_digest(store: Store, config: Config, period: Period) -> Digest:
-    """Only the current period is built entry by entry; the previous ones are counted (entries
-    per category, posts per network) from the `items_digest` index, grouped by normalised link
-    exactly as `group_entries` groups them."""
+    """Every entry of the period is counted, but only the best `digest.max_entries` of each
+    category are built in full (most sharers first, then the newest): a week of thousands of
+    links stays readable, and cheap to build. The previous periods are only counted, from the
+    links and votes the store aggregates, exactly as the current one is grouped."""
     tz = zone(config.digest.timezone)
     history = period.history(HISTORY)
     order = [c.key for c in config.categories]
@@ -138,45 +147,31 @@ def build_digest(store: Store, config: Config, period: Period) -> Digest:
     # comparison with the first whole second at or after each boundary; the last one stays
     # truncated, as the store has always read the range.
     bounds = [_bound(p.start) for p in history] + [iso(period.end)]
-    excluded = store.digest_excluded_authors()
 
-    current_rows = [dict(zip(_ENTRY_COLUMNS, r, strict=True))
-                    for r in store.digest_entries(bounds[-2], bounds[-1]) if (r[0], r[3]) not in excluded]
-    current = group_entries(current_rows, order, tz)
-    past = _past_counts(store.digest_history(bounds[0], bounds[-2]), bounds, excluded, order)
+    shares = store.digest_shares(bounds[-2], bounds[-1])
+    groups = group_shares(shares, order)
+    listed = _listed(store, groups, config.digest.max_entries, tz)
+    past = [(count_entries(links, votes, order), posts)
+            for posts, links, votes in store.digest_links(bounds[:-1])]  # the 7 periods before
 
     def counts(c: Counter[str]) -> dict[str, int]:
         return {k: c.get(k, 0) for k in keys}
 
-    current_counts = Counter(e.category for e in current)
-    prev_counts = counts(past[-1][0]) if len(history) > 1 else counts(Counter())
-    sections = []
-    for key in keys:
-        entries = tuple(e for e in current if e.category == key)
-        if key == UNCLASSIFIED and not entries and not prev_counts[key]:
-            continue
-        sections.append(Section(key, labels[key], entries, prev_counts[key]))
-
-    def per_network(c: Counter[str]) -> dict[str, int]:
-        return {n: c.get(n, 0) for n in ("mastodon", "bluesky")}
-
-    series = [SeriesPoint(p, counts(entry_counts))
-              for p, (entry_counts, _) in zip(history[:-1], past, strict=True)]
-    series.append(SeriesPoint(period, counts(current_counts)))
+    current = counts(Counter(g.category for g in groups))
+    previous = counts(past[-1][0])
+    sections = tuple(Section(k, labels[k], tuple(listed.get(k, ())), previous[k], current[k])
+                     for k in keys if k != UNCLASSIFIED or current[k] or previous[k])
+    series = [SeriesPoint(p, counts(c)) for p, (c, _) in zip(history[:-1], past, strict=True)]
+    networks, previous_networks = Counter(r[1] for r in shares), past[-1][1]  # every network
     return Digest(
         period=period, previous_period=period.previous(), language=lang, hashtag=config.hashtag,
-        title=LABELS[lang]["title"].format(hashtag=config.hashtag),
-        sections=tuple(sections), networks=per_network(Counter(r["network"] for r in current_rows)),
-        previous_networks=per_network(past[-1][1]) if len(history) > 1 else {},
-        contributors=len({(r["network"], r["author_id"]) for r in current_rows}),
-        series=tuple(series[-len(history):]),
+        title=LABELS[lang]["title"].format(hashtag=config.hashtag), sections=sections,
+        networks={n: networks.get(n, 0) for n in previous_networks}, previous_networks=previous_networks,
+        contributors=len({(r[1], r[2]) for r in shares}),
+        series=(*series, SeriesPoint(period, current)),
         labels=labels, generated_at=store.clock().astimezone(tz),
         public_url=safe_url(config.digest.public_url) or "",
     )
-
-
-_ENTRY_COLUMNS = ("network", "uri", "url", "author_id", "author_handle", "text", "link", "link_title",
-                  "created_at", "state", "category")
 
 
 def _bound(t: datetime) -> str:
@@ -187,62 +182,75 @@ def _bound(t: datetime) -> str:
     return iso(u)
 
 
-def _past_counts(rows: list[tuple[Any, ...]], bounds: list[str], excluded: set[tuple[str, str]],
-                 order: list[str]) -> list[tuple[Counter[str], Counter[str]]]:
-    """For each period before the current one (bounds[i] <= created_at < bounds[i + 1]): entries
-    per category and posts per network. Rows are (created_at, network, author_id, link, state,
-    category), oldest first. An entry is what `group_entries` would make: one per normalised link
-    (http and https alike), one per post without a safe link; its category is `_category`'s."""
-    ranked = set(order)
-    out: list[tuple[Counter[str], Counter[str]]] = []
-    n = len(bounds) - 2  # periods before the current one
-    i, total = 0, len(rows)
-    for b in range(n):
-        end = bounds[b + 1]
-        entries: Counter[str] = Counter()
-        networks: Counter[str] = Counter()
-        groups: dict[str, list[str | None]] = {}
-        while i < total and rows[i][0] < end:
-            created, network, author_id, link, state, category = rows[i]
-            i += 1
-            if (network, author_id) in excluded:
-                continue
-            networks[network] += 1
-            vote = category if state == "classified" and category in ranked else None
-            norm = normalize_url(link) if link else None
-            if norm is None:  # a post of its own
-                entries[vote or UNCLASSIFIED] += 1
-            else:
-                groups.setdefault(norm.split("://", 1)[1], []).append(vote)
-        for votes in groups.values():
-            if len(votes) == 1:
-                entries[votes[0] or UNCLASSIFIED] += 1
-            else:
-                c = Counter(v for v in votes if v is not None)
-                entries[max(order, key=lambda k: (c.get(k, 0), -order.index(k))) if c else UNCLASSIFIED] += 1
-        out.append((entries, networks))
+class Group(NamedTuple):
+    """The shares of one entry, before it is built: enough to count and rank it. Tuples compare
+    as entries rank: more sharers first, then the newer first share."""
+
+    people: int  # distinct sharers
+    first: int  # where its first share is among the period's shares (oldest first)
+    category: str
+    rowids: tuple[int, ...]  # oldest first
+
+
+def group_shares(shares: list[tuple[Any, ...]], order: list[str]) -> list[Group]:
+    """One group per `link_key`; a post without a (safe) link is a group of its own. `shares`
+    are `Store.digest_shares` rows, oldest first."""
+    members: dict[Any, list[int]] = {}
+    for i, key in enumerate(map(link_key, [s[3] for s in shares])):
+        members.setdefault(i if key is None else key, []).append(i)
+    out = []
+    for positions in members.values():
+        rows = [shares[i] for i in positions]
+        people = len({(r[1], r[2]) for r in rows}) if len(rows) > 1 else 1
+        out.append(Group(people, positions[0], majority([r[4] for r in rows], order),
+                         tuple(r[0] for r in rows)))
     return out
 
 
-def group_entries(rows: list[dict[str, Any]], order: list[str], tz: Any) -> list[Entry]:
-    """One entry per normalised link; posts without a (safe) link stay alone. Ordered by date."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    links: dict[str, str] = {}
-    for r in rows:
-        link = normalize_url(r["link"]) if r["link"] else None
-        # http:// and https:// of one page are one entry, shown with https if anyone used it.
-        key = link.split("://", 1)[1] if link else f"post:{r['network']}:{r['uri']}"
-        if link and (key not in links or link.startswith("https:")):
-            links[key] = link
-        groups.setdefault(key, []).append(r)
-    entries = [_entry(links.get(key, key), rs, order, tz) for key, rs in groups.items()]
-    return sorted(entries, key=lambda e: (e.date, e.key))
+def count_entries(links: list[str | None], votes: list[str | None], order: list[str]) -> Counter[str]:
+    """Entries per category of a period, as `group_shares` would make them from the same
+    shares, without building a group for a link shared once (almost all of them)."""
+    keys = list(map(link_key, links))
+    shared = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
+    out: Counter[str] = Counter(v for k, v in zip(keys, votes, strict=True) if k not in shared)
+    for vote in [v for v in out if v not in order]:
+        out[UNCLASSIFIED] += out.pop(vote)
+    groups: dict[str, list[str | None]] = {}
+    for k, v in zip(keys, votes, strict=True):
+        if k in shared:
+            groups.setdefault(k, []).append(v)
+    out.update(majority(vs, order) for vs in groups.values())
+    return out
 
 
-def _entry(key: str, rows: list[dict[str, Any]], order: list[str], tz: Any) -> Entry:
-    if len(rows) > 1:
-        rows = sorted(rows, key=lambda r: (r["created_at"], r["network"], r["uri"]))
-    link = None if key.startswith("post:") else key
+def majority(votes: list[str | None], order: list[str]) -> str:
+    """An entry's category: the most chosen among its shares' votes (their category once
+    classified, else None), ties going to the configured order; UNCLASSIFIED without a vote."""
+    if len(votes) == 1:
+        return votes[0] if votes[0] in order else UNCLASSIFIED
+    c = Counter(v for v in votes if v in order)
+    return max(order, key=lambda k: (c.get(k, 0), -order.index(k))) if c else UNCLASSIFIED
+
+
+def _listed(store: Store, groups: list[Group], cap: int, tz: Any) -> dict[str, list[Entry]]:
+    """The entries each category lists, best first (most sharers, then the newest), at most
+    `cap` of them (0: all); only these are read in full from the store and built."""
+    by_category: dict[str, list[Group]] = {}
+    for g in groups:
+        by_category.setdefault(g.category, []).append(g)
+    chosen = {k: heapq.nlargest(cap, gs) if cap else sorted(gs, reverse=True)
+              for k, gs in by_category.items()}
+    rows: dict[Group, list[dict[str, Any]]] = {g: [] for gs in chosen.values() for g in gs}
+    owner = {i: g for g in rows for i in g.rowids}
+    for r in store.digest_items(owner):  # in the order of an entry's shares
+        rows[owner[r["rowid"]]].append(r)
+    return {k: [_entry(rows[g], g.category, tz) for g in gs] for k, gs in chosen.items()}
+
+
+def _entry(rows: list[dict[str, Any]], category: str, tz: Any) -> Entry:
+    """An entry from its shares' full rows, oldest first."""
+    links = [n for n in map(normalize_url, (r["link"] for r in rows)) if n]
+    link = next((n for n in links if n.startswith("https:")), links[0] if links else None)
     title = ""
     for r in rows:
         title = plain_text(r["link_title"])
@@ -269,24 +277,13 @@ def _entry(key: str, rows: list[dict[str, Any]], order: list[str], tz: Any) -> E
     stem = title.rstrip("…")
     if stem == excerpt.rstrip("…") or (excerpt.startswith(stem) and len(excerpt) < 2 * len(title)):
         excerpt = ""  # the title already says it (a post without a link card)
-    return Entry(key=key, title=title, link=link, excerpt=excerpt,
-                 sharers=tuple(sharers), date=_local_time(rows[0]["created_at"], tz),
-                 category=_category(rows, order))
+    key = link or f"post:{rows[0]['network']}:{rows[0]['uri']}"
+    return Entry(key=key, title=title, link=link, excerpt=excerpt, sharers=tuple(sharers),
+                 date=_local_time(rows[0]["created_at"], tz), category=category)
 
 
 def _local_time(value: str, tz: Any) -> datetime:
     return datetime.fromisoformat(value).astimezone(tz)
-
-
-def _category(rows: list[dict[str, Any]], order: list[str]) -> str:
-    """The most chosen category among the classified shares; ties go to the configured order."""
-    if len(rows) == 1:
-        r = rows[0]
-        return r["category"] if r["state"] == "classified" and r["category"] in order else UNCLASSIFIED
-    votes = Counter(r["category"] for r in rows if r["state"] == "classified" and r["category"] in order)
-    if not votes:
-        return UNCLASSIFIED
-    return max(order, key=lambda k: (votes.get(k, 0), -order.index(k)))
 
 
 # ---- untrusted text and links --------------------------------------------------------------------
@@ -359,7 +356,7 @@ def safe_url(url: str | None) -> str | None:
 
 
 # Lower-case scheme and host, no port, no query or fragment, nothing to percent-encode.
-_PLAIN_URL = re.compile(r"https?://[a-z0-9.-]+(?:/[A-Za-z0-9._~/-]*)?")
+_PLAIN_URL = re.compile(r"https?://([a-z0-9.-]+(?:/[A-Za-z0-9._~/-]*)?)")
 
 
 def normalize_url(url: str | None) -> str | None:
@@ -380,5 +377,11 @@ def normalize_url(url: str | None) -> str | None:
     return urlunsplit((parts.scheme.lower(), netloc, path, urlencode(query, safe=":/@!$'*,;~"), ""))
 
 
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value)
+def link_key(link: str | None) -> str | None:
+    """What makes shares one entry: the normalised link without its scheme (http:// and
+    https:// of a page are one entry); None without a safe link (the post is an entry alone)."""
+    plain = _PLAIN_URL.fullmatch(link) if link else None
+    if plain:  # the common case, without building a new URL
+        return plain[1].rstrip("/")
+    norm = normalize_url(link)
+    return norm.partition("://")[2] if norm else None

@@ -50,6 +50,7 @@ WORDS: dict[str, dict[str, str]] = {
         "join": "Pour contribuer : publiez avec #{hashtag} sur Mastodon ou Bluesky, puis répondez au "
         "robot pour choisir la catégorie.", "total": "Total", "period": "Période",
         "online": "Version en ligne", "see_post": "voir la publication",
+        "more": "… et {n} autre(s) dans cette catégorie",
     },
     "en": {
         "week": "Week {week}", "from_to": "{a} to {b}", "entries": "shares", "entry": "share",
@@ -61,7 +62,7 @@ WORDS: dict[str, dict[str, str]] = {
         "digital issues and urban policy.",
         "join": "To contribute: post with #{hashtag} on Mastodon or Bluesky, then answer the bot to "
         "pick a category.", "total": "Total", "period": "Period", "online": "Online version",
-        "see_post": "see the post",
+        "see_post": "see the post", "more": "… and {n} more in this category",
     },
 }
 
@@ -330,7 +331,7 @@ def to_data(digest: Digest) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v
 
-    sections = [{**plain(s), "count": s.count, "change": s.change} for s in digest.sections]
+    sections = [{**plain(s), "change": s.change, "more": s.more} for s in digest.sections]
     names[Digest] = tuple(f.name for f in fields(digest) if f.name not in ("extra", "sections"))
     data = {f.name: None for f in fields(digest) if f.name != "extra"}  # the fields' order
     data |= plain(digest)
