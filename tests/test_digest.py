@@ -435,9 +435,9 @@ def test_the_cap_lists_the_most_shared_then_the_newest_and_counts_everything(tmp
     assert everything.sections[0].entries[:3] == projet.entries
 
 
-def test_past_periods_are_counted_as_the_current_one_is_grouped(store):
-    # Week 14's "previous" is week 13 counted from aggregated links and votes; it must agree with
-    # week 13 grouped share by share, exclusions included.
+def test_a_week_counts_the_same_as_current_and_as_previous(store):
+    # Week 14's "previous" is week 13 read through `digest_links`, week 13's own counts come
+    # through `digest_shares`: the same entries, exclusions included.
     w13 = build_digest(store, config(), week13())
     w14 = build_digest(store, config(), period_from_args(now=utc(2025, 4, 7, 7), tz_name="Europe/Paris",
                                                          week=True))
@@ -447,24 +447,27 @@ def test_past_periods_are_counted_as_the_current_one_is_grouped(store):
     assert [p.total for p in w14.series[:-1]] == [p.total for p in w13.series[1:]]
 
 
-def test_count_entries_agrees_with_group_shares_on_random_links():
+def test_tally_counts_entries_as_they_are_grouped_on_random_links():
     import random
 
-    from bot.digest.build import count_entries, group_shares
+    from bot.digest.build import link_key, majority, tally
     rng = random.Random(3)
     order = ["projet", "contexte", "initiative"]
     variants = ["https://a.example/{}", "http://a.example/{}/", "https://A.example/{}?utm_source=m#x",
                 "https://a.example:443/{}?fbclid=1", "https://a.example/{}?id=2", "javascript:alert({})",
                 "https://a.example/{} x", "ftp://a.example/{}"]
-    for _ in range(20):
-        shares = []
-        for rowid in range(rng.randrange(1, 60)):
-            link = rng.choice(["", *variants]).format(rng.randrange(6)) if rng.random() < 0.9 else None
-            vote = rng.choice([None, None, "projet", "contexte", "initiative", "supprimée"])
-            shares.append((rowid, "mastodon", f"id{rng.randrange(4)}", link, vote))
-        grouped = Counter(g.category for g in group_shares(shares, order))
-        counted = count_entries([s[3] for s in shares], [s[4] for s in shares], order)
-        assert +counted == +grouped, shares
+    for _ in range(30):
+        n = rng.randrange(1, 60)
+        links = [rng.choice(["", *variants]).format(rng.randrange(6)) if rng.random() < 0.9 else None
+                 for _ in range(n)]
+        votes = [rng.choice([None, None, "projet", "contexte", "initiative", "supprimée"]) for _ in range(n)]
+        groups: dict[object, list[int]] = {}  # the plain definition: one group per key
+        for i, link in enumerate(links):
+            groups.setdefault(link_key(link) or i, []).append(i)
+        expected = Counter(majority([votes[i] for i in g], order) for g in groups.values())
+        counted, shared = tally(links, votes, order)
+        assert counted == expected, (links, votes)
+        assert shared == [g for g in groups.values() if len(g) > 1]
 
 
 @pytest.mark.parametrize("value", [-1, 2.5, True, "30"])

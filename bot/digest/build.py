@@ -4,6 +4,10 @@ One entry per shared link (URLs normalised: no utm_* trackers, no fragment, no t
 a link shared by three people on two networks is one entry listing its three sharers; a post
 without a link is an entry of its own. Post text is untrusted: it is reduced to plain text here
 (`nh3` strips every tag, and the contents of script/style), and each format escapes it again.
+
+Every entry is counted, in this period and the previous ones, but each category lists only its
+best `[digest] max_entries` (most sharers, then the newest), and only those are built: a busy
+week has thousands of entries, which nobody reads and which took seconds to build and render.
 """
 
 from __future__ import annotations
@@ -135,8 +139,8 @@ class Digest:
 def build_digest(store: Store, config: Config, period: Period) -> Digest:
     """Every entry of the period is counted, but only the best `digest.max_entries` of each
     category are built in full (most sharers first, then the newest): a week of thousands of
-    links stays readable, and cheap to build. The previous periods are only counted, from the
-    links and votes the store aggregates, exactly as the current one is grouped."""
+    links stays readable, and cheap to build. Every period, this one and the 7 before it, is
+    counted by `tally` from the links and votes of its shares."""
     tz = zone(config.digest.timezone)
     history = period.history(HISTORY)
     order = [c.key for c in config.categories]
@@ -149,16 +153,16 @@ def build_digest(store: Store, config: Config, period: Period) -> Digest:
     bounds = [_bound(p.start) for p in history] + [iso(period.end)]
 
     shares = store.digest_shares(bounds[-2], bounds[-1])
-    groups = group_shares(shares, order)
-    listed = _listed(store, groups, config.digest.max_entries, tz)
-    past = [(count_entries(links, votes, order), posts)
+    tallied, shared = tally([s[3] for s in shares], [s[4] for s in shares], order)
+    cap = config.digest.max_entries
+    listed = _listed(store, candidates(shares, shared, order, cap), cap, tz)
+    past = [(tally(links, votes, order)[0], posts)
             for posts, links, votes in store.digest_links(bounds[:-1])]  # the 7 periods before
 
     def counts(c: Counter[str]) -> dict[str, int]:
         return {k: c.get(k, 0) for k in keys}
 
-    current = counts(Counter(g.category for g in groups))
-    previous = counts(past[-1][0])
+    current, previous = counts(tallied), counts(past[-1][0])
     sections = tuple(Section(k, labels[k], tuple(listed.get(k, ())), previous[k], current[k])
                      for k in keys if k != UNCLASSIFIED or current[k] or previous[k])
     series = [SeriesPoint(p, counts(c)) for p, (c, _) in zip(history[:-1], past, strict=True)]
@@ -182,9 +186,38 @@ def _bound(t: datetime) -> str:
     return iso(u)
 
 
+def tally(links: list[str | None], votes: list[str | None],
+          order: list[str]) -> tuple[Counter[str], list[list[int]]]:
+    """Entries per category of a period from its shares' links and votes (a share's category
+    once classified, else None), and where the shares of each link shared more than once are.
+    One entry per `link_key`, a share without a (safe) link being an entry of its own; a link
+    shared once, almost all of them, is counted without building a group."""
+    keys = list(map(link_key, links))
+    shared = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
+    out: Counter[str] = Counter(v for k, v in zip(keys, votes, strict=True) if k not in shared)
+    for vote in [v for v in out if v not in order]:
+        out[UNCLASSIFIED] += out.pop(vote)
+    groups: dict[str, list[int]] = {}
+    if shared:
+        for i, k in enumerate(keys):
+            if k in shared:
+                groups.setdefault(k, []).append(i)
+    out.update(majority([votes[i] for i in positions], order) for positions in groups.values())
+    return out, list(groups.values())
+
+
+def majority(votes: list[str | None], order: list[str]) -> str:
+    """An entry's category: the most chosen among its shares' votes, ties going to the
+    configured order; UNCLASSIFIED without a vote."""
+    if len(votes) == 1:
+        return votes[0] if votes[0] in order else UNCLASSIFIED
+    c = Counter(v for v in votes if v in order)
+    return max(order, key=lambda k: (c.get(k, 0), -order.index(k))) if c else UNCLASSIFIED
+
+
 class Group(NamedTuple):
-    """The shares of one entry, before it is built: enough to count and rank it. Tuples compare
-    as entries rank: more sharers first, then the newer first share."""
+    """The shares of one entry, before it is built: enough to rank it. Tuples compare as
+    entries rank: more sharers first, then the newer first share."""
 
     people: int  # distinct sharers
     first: int  # where its first share is among the period's shares (oldest first)
@@ -192,49 +225,35 @@ class Group(NamedTuple):
     rowids: tuple[int, ...]  # oldest first
 
 
-def group_shares(shares: list[tuple[Any, ...]], order: list[str]) -> list[Group]:
-    """One group per `link_key`; a post without a (safe) link is a group of its own. `shares`
-    are `Store.digest_shares` rows, oldest first."""
-    members: dict[Any, list[int]] = {}
-    for i, key in enumerate(map(link_key, [s[3] for s in shares])):
-        members.setdefault(i if key is None else key, []).append(i)
+def candidates(shares: list[tuple[Any, ...]], shared: list[list[int]], order: list[str],
+               cap: int) -> list[Group]:
+    """The groups that may be listed (0 as `cap`: all of them): every link shared more than
+    once, and the newest `cap` shares of each category among the others (a share alone
+    ranks only by its date). `shares` are `Store.digest_shares` rows, oldest first."""
     out = []
-    for positions in members.values():
+    for positions in shared:
         rows = [shares[i] for i in positions]
-        people = len({(r[1], r[2]) for r in rows}) if len(rows) > 1 else 1
-        out.append(Group(people, positions[0], majority([r[4] for r in rows], order),
-                         tuple(r[0] for r in rows)))
+        out.append(Group(len({(r[1], r[2]) for r in rows}), positions[0],
+                         majority([r[4] for r in rows], order), tuple(r[0] for r in rows)))
+    grouped = {i for positions in shared for i in positions}
+    taken: Counter[str] = Counter()
+    full: set[str] = set()
+    for i in reversed(range(len(shares))):
+        if len(full) > len(order):  # every category, UNCLASSIFIED included, has its newest
+            break
+        category = majority([shares[i][4]], order)
+        if i in grouped or category in full:
+            continue
+        out.append(Group(1, i, category, (shares[i][0],)))
+        taken[category] += 1
+        if taken[category] == cap:
+            full.add(category)
     return out
-
-
-def count_entries(links: list[str | None], votes: list[str | None], order: list[str]) -> Counter[str]:
-    """Entries per category of a period, as `group_shares` would make them from the same
-    shares, without building a group for a link shared once (almost all of them)."""
-    keys = list(map(link_key, links))
-    shared = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
-    out: Counter[str] = Counter(v for k, v in zip(keys, votes, strict=True) if k not in shared)
-    for vote in [v for v in out if v not in order]:
-        out[UNCLASSIFIED] += out.pop(vote)
-    groups: dict[str, list[str | None]] = {}
-    for k, v in zip(keys, votes, strict=True):
-        if k in shared:
-            groups.setdefault(k, []).append(v)
-    out.update(majority(vs, order) for vs in groups.values())
-    return out
-
-
-def majority(votes: list[str | None], order: list[str]) -> str:
-    """An entry's category: the most chosen among its shares' votes (their category once
-    classified, else None), ties going to the configured order; UNCLASSIFIED without a vote."""
-    if len(votes) == 1:
-        return votes[0] if votes[0] in order else UNCLASSIFIED
-    c = Counter(v for v in votes if v in order)
-    return max(order, key=lambda k: (c.get(k, 0), -order.index(k))) if c else UNCLASSIFIED
 
 
 def _listed(store: Store, groups: list[Group], cap: int, tz: Any) -> dict[str, list[Entry]]:
-    """The entries each category lists, best first (most sharers, then the newest), at most
-    `cap` of them (0: all); only these are read in full from the store and built."""
+    """The entries each category lists, best first, at most `cap` of them (0: all): only these
+    are read in full from the store and built."""
     by_category: dict[str, list[Group]] = {}
     for g in groups:
         by_category.setdefault(g.category, []).append(g)
