@@ -429,6 +429,8 @@ def test_the_cap_lists_the_most_shared_then_the_newest_and_counts_everything(tmp
     assert (data["count"], len(data["entries"]), data["more"]) == (7, 3, 4)
     texts = thread_texts(d, "mastodon")
     assert "Projet (7)" in texts[1] and "… et 4 autre(s)" in "\n".join(texts)
+    two = build_digest(s, parse({"digest": {"max_entries": 2}}, "(test)"), week13())
+    assert "… et 5 autre(s)" in "\n".join(thread_texts(two, "mastodon"))  # 2 quoted, not 3
     # 0 lists everything.
     everything = build_digest(s, parse({"digest": {"max_entries": 0}}, "(test)"), week13())
     assert len(everything.sections[0].entries) == 7 and everything.sections[0].more == 0

@@ -114,7 +114,8 @@ def thread_texts(digest: Digest, network: str, limit: int | None = None) -> list
         if not s.count or s.key == UNCLASSIFIED:
             continue
         heading = tw["heading"].format(label=s.label, count=s.count)
-        for i, e in enumerate(s.entries[:PER_SECTION]):
+        quoted = s.entries[:PER_SECTION]  # the best ones: sections list them best first
+        for i, e in enumerate(quoted):
             line = f"• {e.title}"
             link = e.url or ""
             # A link only when it fits: on Bluesky a long URL would eat the whole post.
@@ -122,8 +123,8 @@ def thread_texts(digest: Digest, network: str, limit: int | None = None) -> list
                 line = f"{line}\n{link}"
             # The heading travels with the first entry, never alone at the end of a post.
             blocks.append(truncate(f"{heading}\n{line}" if i == 0 else line, limit, network))
-        if s.count > PER_SECTION:
-            blocks.append(tw["more"].format(n=s.count - PER_SECTION))
+        if s.count > len(quoted):
+            blocks.append(tw["more"].format(n=s.count - len(quoted)))
     if url and blocks:
         blocks.append(tw["all"].format(url=url))
     if not digest.total:

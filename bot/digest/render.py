@@ -273,6 +273,8 @@ def _esc(value: Any) -> str:
 
 
 def render_feed(digest: Digest, fmt: str) -> str:
+    """RSS or Atom: one item per listed entry of the classified sections (so at most
+    `[digest] max_entries` per category), oldest first; "À classer" stays out."""
     lang = digest.language
     base = digest.public_url or f"https://{digest.hashtag}.invalid/digest"
     fg = FeedGenerator()
