@@ -90,9 +90,9 @@ def startup(runs: int = 5) -> dict[str, Any]:
     return out
 
 
-def end_to_end(frames: list[bytes], bot: str, total: int) -> dict[str, Any]:
-    b = bi.end_to_end_bot(frames, total, bot)
-    s = bi.end_to_end_sdk(frames, max(len(frames), total // 6), bot)
+def end_to_end(bot: str, total: int, corpus: Path = CORPUS / "firehose.bin.gz") -> dict[str, Any]:
+    b = bi.end_to_end_bot(corpus, total, bot)
+    s = bi.end_to_end_sdk(corpus, max(4096, total // 6), bot)
     return {"bot": b, "sdk": s, "ratio": b["per_second"] / s["per_second"]}
 
 
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                                        "corpus_frames": len(frames), "jetstream_lines": len(lines)}}
     steps = [("ingest", lambda: ingest_figures(frames, lines, bot, total)),
-             ("end_to_end", lambda: end_to_end(frames, bot, total // 2)),
+             ("end_to_end", lambda: end_to_end(bot, total // 2)),
              ("store", lambda: {"upserts": bs.upserts(),
                                 "digest": bs.digest(bs.synthetic_store(a.items), runs=1 if a.quick else 3)}),
              ("memory", lambda: memory(1_000_000 if not a.quick else 200_000)),

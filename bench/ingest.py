@@ -6,7 +6,9 @@
 - the SDK's documented loop: `Frame.from_bytes` + `parse_subscribe_repos_message` into the SDK's
   message model, `CAR.from_bytes`, `models.get_or_create` for every op, then the same tests on
   the models, and the same `Ingest.handle` for what they accept;
-- the bot's Jetstream path on the same events as Jetstream JSON lines.
+- the bot's Jetstream path on the same events as Jetstream JSON lines;
+- end to end, each client (the bot's `FirehoseSource.run`, the SDK's `FirehoseSubscribeReposClient`)
+  reading the corpus from `bench.serve`, a websocket server in another process.
 
 Enrichment (profiles, follows) is stubbed with constants: in a steady state it is cached, and it
 is the same for both paths.
@@ -14,15 +16,19 @@ is the same for both paths.
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
+from os import PathLike
+from pathlib import Path as FilePath
 from typing import Any
 
-from bot.bluesky.detect import FOLLOW, MENTION_FACET, POST, TAG_FACET, Hit, Prefilter, Rules
+from bot.bluesky.detect import FOLLOW, HASHTAG, MENTION_FACET, POST, TAG_FACET, Hit, Prefilter, Rules
 from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.ingest import Ingest
 from bot.bluesky.jetstream import JetstreamSource
@@ -30,6 +36,7 @@ from bot.bluesky.stream import MAX_BATCH, SAVE_EVERY, StreamSource
 from bot.store import Store
 
 TAG = "numpolville"
+ROOT = FilePath(__file__).parent.parent
 
 
 class BenchIngest(Ingest):
@@ -88,9 +95,6 @@ def bot_path(kind: str, bot_did: str, tag: str = TAG, keep_events: bool = True) 
 
 # ---- the SDK's loop ----------------------------------------------------------------------------
 
-_HASHTAG = re.compile(r"(?<!\w)[#＃](\w+)")
-
-
 def _model_tags(rec: Any) -> set[str]:
     tags = {t.casefold().lstrip("#") for t in (getattr(rec, "tags", None) or ()) if isinstance(t, str)}
     for facet in getattr(rec, "facets", None) or ():
@@ -99,12 +103,12 @@ def _model_tags(rec: Any) -> set[str]:
                 tags.add(f.tag.casefold().lstrip("#"))
     text = getattr(rec, "text", None)
     if isinstance(text, str) and ("#" in text or "＃" in text):
-        tags.update(_HASHTAG.findall(text.casefold()))
+        tags.update(HASHTAG.findall(text.casefold()))
     return tags
 
 
-def _model_wants_post(rec: Any, tag: str, bot_did: str) -> bool:
-    if tag in _model_tags(rec):
+def _model_wants_post(rec: Any, tags: set[str], tag: str, bot_did: str) -> bool:
+    if tag in tags:
         return True
     reply = getattr(rec, "reply", None)
     parent = getattr(getattr(reply, "parent", None), "uri", None)
@@ -128,8 +132,9 @@ def sdk_hits(msg: Any, tracked: Any, tag: str, bot_did: str) -> Iterator[Hit]:
             raw = car.blocks.get(op.cid)
             rec = models.get_or_create(raw, strict=False) if raw is not None else None
         if op.action == "create" and isinstance(rec, models.AppBskyFeedPost.Record):
-            if _model_wants_post(rec, tag, bot_did):
-                yield Hit("post", msg.repo, rkey, str(op.cid), raw)
+            tags = _model_tags(rec)
+            if _model_wants_post(rec, tags, tag, bot_did):
+                yield Hit("post", msg.repo, rkey, str(op.cid), raw, frozenset(tags))
         elif op.action == "delete" and collection == POST and (msg.repo, rkey) in tracked:
             yield Hit("delete", msg.repo, rkey)
         elif (op.action == "create" and isinstance(rec, models.AppBskyGraphFollow.Record)
@@ -190,66 +195,58 @@ def measure(path: Path, messages: list[bytes], total: int) -> dict[str, Any]:
 
 # ---- item 3: end to end over loopback ----------------------------------------------------------
 
-def serve_corpus(frames: list[bytes], total: int) -> tuple[Any, str, threading.Thread]:
-    """A websocket server on 127.0.0.1 sending `total` frames of the corpus, then closing."""
-    from websockets.sync.server import serve
-
-    def handler(ws: Any) -> None:
-        send = ws.send
-        for m in loop(frames, total):
-            send(m)
-        ws.close()
-
-    server = serve(handler, "127.0.0.1", 0, compression=None, max_size=None)
-    port = server.socket.getsockname()[1]
-    t = threading.Thread(target=server.serve_forever, daemon=True)
-    t.start()
-    return server, f"ws://127.0.0.1:{port}", t
+@contextmanager
+def served(corpus: PathLike, total: int) -> Iterator[str]:
+    """The URL of a `bench.serve` process sending `total` frames of `corpus` per connection."""
+    server = subprocess.Popen([sys.executable, "-m", "bench.serve", str(corpus), str(total)],
+                              stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        port = int(server.stdout.readline())  # type: ignore[union-attr]
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
 
 
-def end_to_end_bot(frames: list[bytes], total: int, bot_did: str) -> dict[str, Any]:
+def end_to_end_bot(corpus: PathLike, total: int, bot_did: str) -> dict[str, Any]:
     """The bot's real `FirehoseSource.run` (websockets client, pre-filter, decode, ingest, cursor)
     reading `total` frames from a loopback server."""
     from websockets.exceptions import ConnectionClosed
 
-    server, url, _ = serve_corpus(frames, total)
-    src = _source("firehose", bot_did)
-    src.base_url = url
-    events: list[Any] = []
-    stop = threading.Event()
-    t0 = time.perf_counter()
-    try:
-        src.run(events.append, stop)
-    except ConnectionClosed:
-        pass
-    dt = time.perf_counter() - t0
-    server.shutdown()
+    with served(corpus, total) as url:
+        src = _source("firehose", bot_did)
+        src.base_url = url
+        events: list[Any] = []
+        t0 = time.perf_counter()
+        try:
+            src.run(events.append, threading.Event())
+        except ConnectionClosed:
+            pass
+        dt = time.perf_counter() - t0
     return {"messages": total, "seconds": dt, "per_second": total / dt, "events": len(events)}
 
 
-def end_to_end_sdk(frames: list[bytes], total: int, bot_did: str) -> dict[str, Any]:
+def end_to_end_sdk(corpus: PathLike, total: int, bot_did: str) -> dict[str, Any]:
     """The SDK's own client (`FirehoseSubscribeReposClient.start`) and the SDK loop as its callback."""
     from atproto import FirehoseSubscribeReposClient
 
-    server, url, _ = serve_corpus(frames, total)
     sdk = sdk_path(bot_did)
-    count = [0]
-    client = FirehoseSubscribeReposClient(base_uri=url + "/xrpc")
-    # the SDK calls back with a parsed MessageFrame; the rest of the loop is `sdk_hits`
+    handle = _sdk_after_frame(bot_did, sdk)  # the SDK calls back with a parsed MessageFrame
+    count = 0
+    with served(corpus, total) as url:
+        client = FirehoseSubscribeReposClient(base_uri=url + "/xrpc")
 
-    raw_run = _sdk_after_frame(bot_did, sdk)
+        def on_message(frame: Any) -> None:
+            nonlocal count
+            handle(frame)
+            count += 1
+            if count >= total:
+                client.stop()
 
-    def on_message(frame: Any) -> None:
-        raw_run(frame)
-        count[0] += 1
-        if count[0] >= total:
-            client.stop()
-
-    t0 = time.perf_counter()
-    client.start(on_message)
-    dt = time.perf_counter() - t0
-    server.shutdown()
-    return {"messages": count[0], "seconds": dt, "per_second": count[0] / dt, "events": len(sdk.events)}
+        t0 = time.perf_counter()
+        client.start(on_message)
+        dt = time.perf_counter() - t0
+    return {"messages": count, "seconds": dt, "per_second": count / dt, "events": len(sdk.events)}
 
 
 def _sdk_after_frame(bot_did: str, path: Path) -> Callable[[Any], None]:

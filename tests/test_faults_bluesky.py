@@ -467,14 +467,15 @@ def test_malformed_firehose_frames_are_skipped(bots: Callable[..., Bot], people:
         long_text = ("Un très long texte " * 6000)[:100_000] + f" {tag}"
         long_rkey = next(rkeys)
         header_only = libipld.encode_dag_cbor({"op": 1, "t": "#commit"})
+        not_cbor = f"\xa3 {tag}".encode()  # a map of 3 pairs announced, then a text that is none
         bad = {
             "not CBOR at all": f"{tag} \xff".encode() + b"\xff\xfe",
             "a CAR that does not decode": commit(
                 alice, [{"action": "create", "path": f"{POST}/{next(rkeys)}", "cid": cid_of(b"x")}],
                 f"\x0a{tag} garbage".encode(), seq - 9),
             "a CAR block that does not decode": commit(
-                alice, [{"action": "create", "path": f"{POST}/{next(rkeys)}", "cid": cid_of(b"\xa3 ")}],
-                car([libipld.encode_dag_cbor({"did": alice}), f"\xa3 {tag}".encode()]), seq - 8),
+                alice, [{"action": "create", "path": f"{POST}/{next(rkeys)}", "cid": cid_of(not_cbor)}],
+                car([libipld.encode_dag_cbor({"did": alice}), not_cbor]), seq - 8),
             "a truncated frame": valid_frame[:-40],
             "an unknown t": libipld.encode_dag_cbor({"op": 1, "t": "#future"})
             + libipld.encode_dag_cbor({"seq": seq - 7, "text": tag}),

@@ -23,8 +23,9 @@ def split_uri(uri: str) -> tuple[str, str, str]:
 
 
 def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: str,
-            author: Author | None = None) -> Post:
-    """The Post for a record; `author` is the enriched one (AppView), else a bare DID."""
+            author: Author | None = None, tags: frozenset[str] | None = None) -> Post:
+    """The Post for a record; `author` is the enriched one (AppView), else a bare DID; `tags`
+    if the caller has them already (`record_tags`)."""
     uri = post_uri(did, rkey)
     link, title = _link(record)
     text = record.get("text")
@@ -37,7 +38,7 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
         text=text if isinstance(text, str) else "",
         created_at=_created_at(record.get("createdAt")),
         visibility="public",
-        tags=record_tags(record),
+        tags=record_tags(record) if tags is None else tags,
         link=link,
         link_title=title,
         reply_to=reply_parent(record),

@@ -60,18 +60,19 @@ class Ingest:
 
     def handle(self, hit: Hit, emit: Emit) -> None:
         if hit.kind == "post":
-            self.post(hit.record, hit.did, hit.rkey, hit.cid or "", emit)
+            self.post(hit, emit)
         elif hit.kind == "delete":
             emit(PostDeleted("bluesky", f"at://{hit.did}/{POST}/{hit.rkey}"))
         else:
             self.follows.drop(hit.did)
 
-    def post(self, record: dict[str, Any], did: str, rkey: str, cid: str, emit: Emit) -> None:
-        tagged = self.rules.is_tagged(record)
-        author = self.author(did, check_follow=tagged and did != self.rules.bot_did)
-        post = to_post(record, did, rkey, cid, bot_did=self.rules.bot_did, author=author)
+    def post(self, hit: Hit, emit: Emit) -> None:
+        tagged = self.rules.tag in hit.tags
+        author = self.author(hit.did, check_follow=tagged and hit.did != self.rules.bot_did)
+        post = to_post(hit.record, hit.did, hit.rkey, hit.cid or "", bot_did=self.rules.bot_did,
+                       author=author, tags=hit.tags)
         if tagged:
-            self.rules.track(did, rkey)
+            self.rules.track(hit.did, hit.rkey)
         emit(PostSeen(post))
 
     def author(self, did: str, *, check_follow: bool) -> Author:

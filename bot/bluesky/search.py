@@ -16,6 +16,7 @@ from atproto_client.models.utils import get_model_as_dict
 
 from bot.adapter import Emit
 from bot.bluesky.convert import split_uri
+from bot.bluesky.detect import POST
 from bot.bluesky.ingest import Ingest
 from bot.store import Store
 
@@ -45,10 +46,11 @@ class _Poller(ABC):
         seen = self.store.cursor("bluesky", self.name) or ""
         fresh = [p for p in self._since(seen) if self.wanted(p)]
         for item in reversed(fresh):
-            record = get_model_as_dict(item.record)
-            if self.ingest.rules.wants_post(record):
-                did, _, rkey = split_uri(item.uri)
-                self.ingest.post(record, did, rkey, item.cid, emit)
+            did, _, rkey = split_uri(item.uri)
+            hit = self.ingest.rules.judge(did, "create", POST, rkey, item.cid,
+                                          get_model_as_dict(item.record))
+            if hit:
+                self.ingest.handle(hit, emit)
             self.store.set_cursor("bluesky", self.name, _mark(item))
 
     def _since(self, seen: str) -> Iterator[Any]:
