@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import libipld
 import orjson
@@ -71,15 +71,15 @@ def features(record: dict[str, Any]) -> list[dict[str, Any]]:
             for f in facet.get("features") or () if isinstance(f, dict)]
 
 
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """One operation that concerns the bot, as found in a commit."""
+class Hit(NamedTuple):
+    """One operation that concerns the bot, as found in a commit (a tuple: made in a third of the
+    time of a frozen dataclass, on the hot path)."""
 
     kind: Literal["post", "delete", "follow"]
     did: str  # the repository (author)
     rkey: str
     cid: str | None = None
-    record: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = {}  # noqa: RUF012 (never mutated: the record as decoded)
     tags: frozenset[str] = frozenset()  # of a post, as `record_tags` finds them
 
 

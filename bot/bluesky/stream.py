@@ -25,9 +25,11 @@ from bot.bluesky.ingest import Ingest
 from bot.store import Store
 
 log = logging.getLogger("numpolville.bluesky")
-SAVE_EVERY = 1000
+# A cursor save is a transaction: every 10,000 messages in a catch-up burst (a live relay sends a
+# few thousand a second, so SAVE_SECONDS rules); a crash replays at most that, the store dedups.
+SAVE_EVERY = 10_000
 SAVE_SECONDS = 2.0  # a quiet stream still saves its cursor, so a crash loses nothing
-MAX_BATCH = 64  # messages drained from the receive buffer and pre-filtered at once
+MAX_BATCH = 256  # messages drained from the receive buffer and pre-filtered at once
 MAX_MESSAGE = 16 * 1024 * 1024  # a relay may send commits of several MB (tooBig is 2 MB of blocks)
 
 
