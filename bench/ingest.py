@@ -33,12 +33,13 @@ from bot.bluesky.detect import FOLLOW, HASHTAG, MENTION_FACET, POST, TAG_FACET, 
 from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.ingest import Ingest
 from bot.bluesky.jetstream import JetstreamSource
-from bot.bluesky.stream import MAX_BATCH, SAVE_EVERY, StreamSource
+from bot.bluesky.stream import SAVE_EVERY, StreamSource
 from bot.store import Store
 
 TAG = "numpolville"
 ROOT = FilePath(__file__).parent.parent
 RUNS = 3  # each throughput is the best of RUNS runs
+BATCH = 256  # messages per batch in process: what one 1 MiB socket read of a busy stream brings, or less
 
 
 class BenchIngest(Ingest):
@@ -70,9 +71,8 @@ def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
 
 
 def bot_path(kind: str, bot_did: str, tag: str = TAG, keep_events: bool = True) -> Path:
-    """`StreamSource.run` minus the socket: the messages in batches of `MAX_BATCH` (what the client
-    drains at most from its receive buffer when the stream outpaces the bot), each through
-    `StreamSource.consume`, the very code `run` calls (batch pre-filter, decoding, rules, ingest,
+    """`StreamSource.run` minus the socket: the messages in batches of `BATCH` (what one socket
+    read brings when the stream outpaces the bot), each through `StreamSource.consume`, the very code `run` calls (batch pre-filter, decoding, rules, ingest,
     cursor saves)."""
     src = _source(kind, bot_did, tag)
     path = Path(f"bot {kind}", lambda _: 0)
@@ -86,7 +86,7 @@ def bot_path(kind: str, bot_did: str, tag: str = TAG, keep_events: bool = True) 
     def run(messages: Iterable[bytes]) -> int:
         n = 0
         it = iter(messages)
-        while batch := list(islice(it, MAX_BATCH)):
+        while batch := list(islice(it, BATCH)):
             consume(batch, emit)
             n += len(batch)
         return n

@@ -1,6 +1,7 @@
-"""`com.atproto.sync.subscribeRepos` (a relay's or a PDS's firehose), read with `websockets`
-directly: the SDK's client parses every frame into models before the bot could look at it, which
-is exactly the work the pre-filter exists to skip. The cursor is the frame's `seq`."""
+"""`com.atproto.sync.subscribeRepos` (a relay's or a PDS's firehose), read as raw frames by the
+streams' own client (`StreamSource.run`): the SDK's client parses every frame into models before
+the bot could look at it, which is exactly the work the pre-filter exists to skip. The cursor is
+the frame's `seq`."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """One websocket loop for both streams (firehose and Jetstream): they differ only in how a message
 is judged and where its cursor sits.
 
-Messages are received as raw bytes, in batches (what is already buffered, up to `MAX_BATCH`): the
-pre-filter scans a batch at once, and most messages cost a share of a few byte searches. The
+Messages are received as raw bytes, in batches (every message one socket read brings, see
+`websocket.Connection`): the pre-filter scans a batch at once, and most messages cost a share of a
+few byte searches. The
 cursor is read from the last message only when it is saved (every `SAVE_EVERY` messages or
 `SAVE_SECONDS`, and when the loop ends), after the message was handled, so a restart replays a
 little and loses nothing: the store's unique keys absorb the overlap. Reconnecting with backoff
@@ -16,12 +17,10 @@ import threading
 import time
 from abc import ABC, abstractmethod
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
-
 from bot.adapter import Emit
 from bot.bluesky.detect import Hit, Prefilter, StreamError
 from bot.bluesky.ingest import Ingest
+from bot.bluesky.websocket import Connection
 from bot.store import Store
 
 log = logging.getLogger("numpolville.bluesky")
@@ -29,7 +28,6 @@ log = logging.getLogger("numpolville.bluesky")
 # few thousand a second, so SAVE_SECONDS rules); a crash replays at most that, the store dedups.
 SAVE_EVERY = 10_000
 SAVE_SECONDS = 2.0  # a quiet stream still saves its cursor, so a crash loses nothing
-MAX_BATCH = 256  # messages drained from the receive buffer and pre-filtered at once
 MAX_MESSAGE = 16 * 1024 * 1024  # a relay may send commits of several MB (tooBig is 2 MB of blocks)
 
 
@@ -39,7 +37,7 @@ class StreamSource(ABC):
 
     def __init__(self, url: str, ingest: Ingest, store: Store, prefilter: Prefilter) -> None:
         self.base_url, self.ingest, self.store, self.prefilter = url, ingest, store, prefilter
-        self.ws: ClientConnection | None = None
+        self.ws: Connection | None = None
         self._last, self._unsaved, self._saved_at = b"", 0, time.monotonic()
 
     @abstractmethod
@@ -53,31 +51,14 @@ class StreamSource(ABC):
     def cursor_of(self, message: bytes) -> str | None: ...
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
-        """Receive in batches: wait for one message, then drain (without waiting) those already
-        buffered, up to `MAX_BATCH`, and `consume` them at once."""
+        """Receive in batches (every message one socket read brings) and `consume` them."""
         self._last, self._unsaved, self._saved_at = b"", 0, time.monotonic()
         url = self.url(self.store.cursor("bluesky", self.name))
-        with connect(url, max_size=MAX_MESSAGE, proxy=None, compression=None,
-                     max_queue=(MAX_BATCH, MAX_BATCH // 4)) as ws:
+        with Connection(url, max_size=MAX_MESSAGE) as ws:
             self.ws = ws
-            recv = ws.recv
             try:
                 while not stop.is_set():
-                    batch: list[bytes] = []
-                    closed: ConnectionClosed | None = None
-                    try:
-                        batch.append(recv(0.5, False))
-                        while len(batch) < MAX_BATCH:
-                            batch.append(recv(0, False))
-                    except TimeoutError:
-                        pass
-                    except ConnectionClosed as e:  # what came before the close is still handled
-                        if not batch:
-                            raise
-                        closed = e
-                    self.consume(batch, emit)
-                    if closed is not None:
-                        raise closed
+                    self.consume(ws.recv_batch(0.5), emit)
             finally:
                 self.ws = None
                 if self._unsaved:
