@@ -72,8 +72,8 @@ def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
 
 def bot_path(kind: str, bot_did: str, tag: str = TAG, keep_events: bool = True) -> Path:
     """`StreamSource.run` minus the socket: the messages in batches of `BATCH` (what one socket
-    read brings when the stream outpaces the bot), each through `StreamSource.consume`, the very code `run` calls (batch pre-filter, decoding, rules, ingest,
-    cursor saves)."""
+    read brings when the stream outpaces the bot), each through `StreamSource.consume`, the very
+    code `run` calls (batch pre-filter, decoding, rules, ingest, cursor saves)."""
     src = _source(kind, bot_did, tag)
     path = Path(f"bot {kind}", lambda _: 0)
 
