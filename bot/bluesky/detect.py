@@ -255,8 +255,8 @@ class Prefilter:
         before (a post tagged early in a batch is tracked when its delete, later on, is judged)."""
         candidates = iter(batch) if self._needles is None else map(batch.__getitem__,
                                                                    self._needles.holders(batch))
-        if self.json_text:  # a post or a follow names its collection, unless an escape hides it
-            return (m for m in candidates if _POST in m or _FOLLOW in m or b"\\" in m)
+        if self.json_text:  # a post or a follow has its collection as a value, unless escaped
+            return (m for m in candidates if _POST_VALUE in m or _FOLLOW_VALUE in m or b"\\" in m)
         passes, is_error = self.passes, self.is_error
         return (m for m in candidates if passes(m) or is_error(m))
 
@@ -369,6 +369,8 @@ class Needles:
 
 _COMMIT_HEADER = b"\xa2atg#commitbop\x01"  # DAG-CBOR {"t": "#commit", "op": 1}
 _POST, _FOLLOW = POST.encode(), FOLLOW.encode()
+# in JSON, quoted: a like's subject names a post too, in a URI ("…/app.bsky.feed.post/3k…")
+_POST_VALUE, _FOLLOW_VALUE = b'"%s"' % _POST, b'"%s"' % _FOLLOW
 
 
 def _head(m: bytes, p: int) -> tuple[int, int, int]:
