@@ -247,16 +247,18 @@ class Prefilter:
         One scan of the batch finds the messages holding a needle (the bot's DID, "delete", the
         folded tag in any ASCII case or a look-alike, an error header, in JSON a backslash); with
         a non-ASCII tag every post may pass, so every message is a candidate. A candidate frame
-        then meets `passes`, which reads its op paths; a candidate Jetstream message that names
-        the post or follow collection goes straight to the rules: orjson decodes it faster than
-        Python code could read where its collection is.
+        then meets `passes`, which reads its op paths; a candidate Jetstream message that holds
+        the post collection as a value, or the follow collection and the bot's DID, goes straight
+        to the rules: orjson decodes it faster than Python code could read where they are.
 
         Lazy: a frame is judged when the caller asks for the next one, after it handled those
         before (a post tagged early in a batch is tracked when its delete, later on, is judged)."""
         candidates = iter(batch) if self._needles is None else map(batch.__getitem__,
                                                                    self._needles.holders(batch))
-        if self.json_text:  # a post or a follow has its collection as a value, unless escaped
-            return (m for m in candidates if _POST_VALUE in m or _FOLLOW_VALUE in m or b"\\" in m)
+        if self.json_text:  # a post, or a follow of the bot (unless an escape hides them)
+            bot = self.bot_did
+            return (m for m in candidates
+                    if _POST_VALUE in m or _FOLLOW_VALUE in m and bot in m or b"\\" in m)
         passes, is_error = self.passes, self.is_error
         return (m for m in candidates if passes(m) or is_error(m))
 
