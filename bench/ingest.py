@@ -38,7 +38,7 @@ from bot.store import Store
 
 TAG = "numpolville"
 ROOT = FilePath(__file__).parent.parent
-RUNS = 3  # each throughput is the best of RUNS runs
+RUNS = 5  # each throughput is the best of RUNS runs (after a warm-up run)
 BATCH = 256  # messages per batch in process: what one 1 MiB socket read of a busy stream brings, or less
 
 
@@ -199,8 +199,11 @@ def measure(path: Path, messages: list[bytes], total: int, runs: int = RUNS) -> 
 
 
 def timed(run: Callable[[], int], runs: int) -> dict[str, Any]:
-    """`run` (which returns how many messages it handled) `runs` times: the best rate, as timeit
-    reports (a shared virtual machine only ever slows a run down), and the median beside it."""
+    """`run` (which returns how many messages it handled) `runs` times after one untimed run:
+    the best rate, as timeit reports (a shared virtual machine only ever slows a run down), and
+    the median beside it. The untimed run warms the process up: here a fresh process's first
+    half-second runs up to a third slower (its memory is first touched, on the host too)."""
+    run()
     times, n = [], 0
     for _ in range(runs):
         t0 = time.perf_counter()
