@@ -30,7 +30,7 @@ test: .install.stamp
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 
 lint: .install.stamp
-	$(BIN)/ruff check bot tests
+	$(BIN)/ruff check bot tests bench
 
 run: .install.stamp
 	$(BIN)/numpolville run

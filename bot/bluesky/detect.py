@@ -142,8 +142,9 @@ class Rules:
             if op["action"] == "create" and collection in (POST, FOLLOW) and isinstance(cid, bytes):
                 block = car_block(body["blocks"], cid)
                 record = None if block is None else libipld.decode_dag_cbor(block)
+                cid = cid_text(cid)
             hit = self.judge(body["repo"], op["action"], collection, rkey,
-                             cid_text(cid) if isinstance(cid, bytes) else cid, record)
+                             cid if isinstance(cid, str) else None, record)
             if hit:
                 hits.append(hit)
         return hits
