@@ -73,7 +73,7 @@ class Path:
 
 def _source(kind: str, bot_did: str, tag: str = TAG) -> StreamSource:
     store = Store(":memory:")
-    ingest = BenchIngest(None, Rules(tag, bot_did), store)  # type: ignore[arg-type]
+    ingest = BenchIngest(None, Rules(tag, bot_did), store)
     if kind == "firehose":
         return FirehoseSource("ws://127.0.0.1:1", ingest, store, Prefilter(ingest.rules))
     return JetstreamSource("ws://127.0.0.1:1", ingest, store, Prefilter(ingest.rules, json_text=True))
@@ -134,10 +134,10 @@ def sdk_hits(msg: Any, tracked: Any, tag: str, bot_did: str) -> Iterator[Hit]:
     car = CAR.from_bytes(msg.blocks) if msg.blocks else None
     for op in msg.ops:
         collection, _, rkey = op.path.partition("/")
-        rec = raw = None
+        rec, raw = None, dict[str, Any]()
         if op.cid is not None and car is not None:
-            raw = car.blocks.get(op.cid)
-            rec = models.get_or_create(raw, strict=False) if raw is not None else None
+            raw = car.blocks.get(op.cid) or {}
+            rec = models.get_or_create(raw, strict=False) if raw else None
         if op.action == "create" and isinstance(rec, models.AppBskyFeedPost.Record):
             tags = _model_tags(rec)
             if _model_wants_post(rec, tags, tag, bot_did):

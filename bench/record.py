@@ -156,9 +156,9 @@ class Crowd:
         elif r < 0.96:
             with self.lock:
                 pool = self.tagged if self.tagged and rng.random() < 0.15 else self.others
-                uri = pool.pop(rng.randrange(len(pool))) if pool else None
-            if uri:
-                self.delete(uri)
+                gone = pool.pop(rng.randrange(len(pool))) if pool else None
+            if gone:
+                self.delete(gone)
                 self.count("delete_tagged" if pool is self.tagged else "delete")
         else:
             self.clients[did].com.atproto.repo.put_record({
@@ -189,7 +189,7 @@ class Crowd:
 
 
 def read_firehose(url: str, quiet: float = 3.0) -> list[bytes]:
-    frames = []
+    frames: list[bytes] = []
     with connect(url + "?cursor=0", max_size=None, compression=None, proxy=None) as ws:
         while True:
             try:

@@ -125,7 +125,7 @@ class Config:
         return [s for s in (self.mastodon.access_token, self.bluesky.password) if s]
 
 
-class _Blank(dict):  # type: ignore[type-arg]
+class _Blank(dict):
     """format_map helper: an unknown placeholder stays visible instead of raising."""
 
     def __missing__(self, key: str) -> str:

@@ -79,13 +79,13 @@ class MastodonPeople:
         self.server = server
 
     def post(self, who: str, text: str, link: str | None = None) -> str:
-        return self.server.post(who, f"{text} {link}" if link else text)["id"]  # type: ignore[no-any-return]
+        return self.server.post(who, f"{text} {link}" if link else text)["id"]
 
     def prompt_for(self, post: str) -> str | None:
         return next((s.id for s in self.server.statuses("numpolbot") if s.in_reply_to_id == post), None)
 
     def reply(self, who: str, to: str, root: str, text: str) -> str:
-        return self.server.post(who, f"@numpolbot {text}", visibility="unlisted",  # type: ignore[no-any-return]
+        return self.server.post(who, f"@numpolbot {text}", visibility="unlisted",
                                 in_reply_to_id=to)["id"]
 
     def delete(self, who: str, post: str) -> None:
@@ -118,7 +118,7 @@ class BlueskyPeople:
         created = self.clients[who].send_post(builder, embed=embed)
         self.refs[created.uri] = created
         self.net.wait_visible(created.uri)  # replies to an unindexed post lose their notification
-        return created.uri  # type: ignore[no-any-return]
+        return created.uri
 
     def prompt_for(self, post: str) -> str | None:
         client = self.clients["alice"]
@@ -128,7 +128,7 @@ class BlueskyPeople:
             reply = getattr(r.value, "reply", None)
             if reply and reply.parent.uri == post:
                 self.refs[r.uri] = r
-                return r.uri  # type: ignore[no-any-return]
+                return r.uri
         return None
 
     def reply(self, who: str, to: str, root: str, text: str) -> str:
@@ -140,7 +140,7 @@ class BlueskyPeople:
         self.net.wait_visible(to)
         created = self.clients[who].send_post(
             text, reply_to=models.AppBskyFeedPost.ReplyRef(parent=ref(to), root=ref(root)))
-        return created.uri  # type: ignore[no-any-return]
+        return created.uri
 
     def delete(self, who: str, post: str) -> None:
         self.clients[who].delete_post(post)
@@ -244,7 +244,7 @@ def _people_on_mastodon(server: Any) -> str:
         server.create_account(name, note=note)
     for name in ("alice", "bob", "dan"):
         server.follow(name, "numpolbot")
-    return token  # type: ignore[no-any-return]
+    return token
 
 
 def _people_on_bluesky(net: Any) -> None:

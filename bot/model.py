@@ -240,7 +240,7 @@ def from_dict(data: dict[str, Any]) -> Action:
     cls = _ACTIONS[data.pop("type")]
     if "post" in data:
         data["post"] = post_from_dict(data["post"])
-    return cls(**data)  # type: ignore[no-any-return]
+    return cls(**data)
 
 
 def post_from_dict(d: dict[str, Any]) -> Post:

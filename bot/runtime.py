@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from bot import systemd
 from bot.adapter import Adapter, Emit, PermanentError, Source
@@ -55,7 +56,7 @@ class Runtime:
                 log.warning("%s: cannot connect yet (%s); retrying in the background", adapter.network, e)
                 pending.append(adapter)
         for adapter in pending:
-            self._spawn(f"connect-{adapter.network}", lambda a=adapter: self._connect_later(a))
+            self._spawn(f"connect-{adapter.network}", partial(self._connect_later, adapter))
         self._spawn("timer", self._timer)
         systemd.notify("READY=1")
 
@@ -64,7 +65,7 @@ class Runtime:
         self._spawn(f"effects-{adapter.network}", lambda: self._effects(adapter))
         for source in adapter.sources():
             self.sources.append((adapter.network, source))
-            self._spawn(f"{adapter.network}-{source.name}", lambda s=source: self._supervise(adapter, s))
+            self._spawn(f"{adapter.network}-{source.name}", partial(self._supervise, adapter, source))
 
     def _connect_later(self, adapter: Adapter) -> None:
         for attempt in range(1, 10_000):

@@ -64,8 +64,8 @@ class RichPrompter:
             return answer or default
         answer = ""
         while not answer.strip():
-            answer = Prompt.ask(question, password=password, console=self.console,
-                                **({"default": default} if default else {}))
+            answer = (Prompt.ask(question, password=password, console=self.console, default=default)
+                      if default else Prompt.ask(question, password=password, console=self.console))
         return answer.strip()
 
     def confirm(self, question: str, default: bool) -> bool:

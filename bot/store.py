@@ -325,7 +325,7 @@ class Store:
         return [(n, u) for n, u in rows]
 
     def items(self, since: datetime | None = None, until: datetime | None = None) -> Iterator[dict[str, Any]]:
-        sql, args = "SELECT * FROM items WHERE 1", []
+        sql, args = "SELECT * FROM items WHERE 1", list[str]()
         if since:
             sql, args = sql + " AND created_at >= ?", [*args, iso(since)]
         if until:

@@ -51,6 +51,9 @@ import time
 import typing as t
 from pathlib import Path
 
+if t.TYPE_CHECKING:
+    import atproto
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BSKY_DIR = REPO_ROOT / 'tests' / 'bsky'
 NETWORK_SCRIPT = BSKY_DIR / 'network.mjs'
@@ -227,9 +230,11 @@ class PostgresCluster:
     def start(self) -> PostgresCluster:
         """initdb + pg_ctl start (waits until it accepts connections)."""
         self.prepare()
+        bindir = self.bindir
+        assert bindir is not None  # prepare() says why otherwise
         try:
             self._run(
-                str(self.bindir / 'initdb'),
+                str(bindir / 'initdb'),
                 '-D', str(self.data_dir),
                 '-U', 'postgres',
                 '--auth=trust',
@@ -247,7 +252,7 @@ class PostgresCluster:
                 '-c max_connections=200',
             ])
             self._run(
-                str(self.bindir / 'pg_ctl'),
+                str(bindir / 'pg_ctl'),
                 '-D', str(self.data_dir),
                 '-l', str(self.log_file),
                 '-o', opts,
@@ -556,7 +561,7 @@ class BlueskyNetwork:
         return _tail(self.log_file, lines)
 
     # ------------------------------------------------------------ clients
-    def client(self, name: str, timeout: float = 15.0) -> atproto.Client:  # noqa: F821
+    def client(self, name: str, timeout: float = 15.0) -> atproto.Client:
         """A logged-in ``atproto.Client`` for account ``name`` ('bot', 'alice', ...).
 
         ``login()`` also fetches the profile from the AppView, which answers
@@ -581,7 +586,7 @@ class BlueskyNetwork:
                     raise
                 time.sleep(0.2)
 
-    def appview_client(self) -> atproto.Client:  # noqa: F821
+    def appview_client(self) -> atproto.Client:
         """An unauthenticated client talking to the AppView directly (public reads)."""
         from atproto import Client
 

@@ -42,7 +42,7 @@ from bot.bluesky.session import open_client, session_path
 from bot.bluesky.stream import StreamSource
 from bot.config import Config
 from bot.messages import message
-from bot.model import Acknowledge, Action, Boost, Post, Prompt, Reply, Unboost
+from bot.model import Acknowledge, Action, Boost, Network, Post, Prompt, Reply, Unboost
 from bot.store import Store
 
 log = logging.getLogger("numpolville.bluesky")
@@ -52,7 +52,7 @@ THREAD_WAIT = 5.0  # the AppView indexes a post within ~0.3 s, rarely 1 s
 
 
 class BlueskyAdapter:
-    network = "bluesky"
+    network: Network = "bluesky"
     max_characters = MAX_GRAPHEMES  # what the digest counts against
 
     def __init__(self, config: Config, store: Store) -> None:

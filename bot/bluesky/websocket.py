@@ -20,8 +20,7 @@ import time
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError, InvalidHandshake
 from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import State
+from websockets.protocol import Event, State
 from websockets.uri import parse_uri
 
 READ_SIZE = 1 << 20  # what one read may take from the kernel's buffer: a batch
@@ -56,7 +55,7 @@ class Connection:
         self.protocol.send_request(self.protocol.connect())
         self._flush()
         deadline = time.monotonic() + timeout
-        events: list[Response | Frame] = []
+        events: list[Event] = []
         while not events:  # the first event is the server's response
             data = self._read(deadline - time.monotonic())
             if data is None:
@@ -104,7 +103,7 @@ class Connection:
         self._heard, self._pinged = time.monotonic(), False
         return data
 
-    def _messages(self, events: list[Response | Frame]) -> list[bytes]:
+    def _messages(self, events: list[Event]) -> list[bytes]:
         """The data messages among received frames, fragmented ones joined (control frames are
         the protocol's business)."""
         out = []

@@ -194,9 +194,10 @@ def tally(links: list[str | None], votes: list[str | None],
     shared once, almost all of them, is counted without building a group."""
     keys = list(map(link_key, links))
     shared = {k for k, n in Counter(keys).items() if n > 1 and k is not None}
-    out: Counter[str] = Counter(v for k, v in zip(keys, votes, strict=True) if k not in shared)
-    for vote in [v for v in out if v not in order]:
-        out[UNCLASSIFIED] += out.pop(vote)
+    counted = Counter(v for k, v in zip(keys, votes, strict=True) if k not in shared)
+    out: Counter[str] = Counter({v: n for v, n in counted.items() if v is not None and v in order})
+    if others := sum(n for v, n in counted.items() if v is None or v not in order):
+        out[UNCLASSIFIED] += others
     groups: dict[str, list[int]] = {}
     if shared:
         for i, k in enumerate(keys):

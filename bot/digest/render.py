@@ -324,7 +324,7 @@ def to_data(digest: Digest) -> dict[str, Any]:
             if t not in names:
                 names[t] = tuple(f.name for f in fields(v) if f.name != "extra")
             out = {name: plain(getattr(v, name)) for name in names[t]}
-            if t is Entry:
+            if isinstance(v, Entry):
                 out |= {"url": v.url, "networks": list(v.networks)}
             return out
         if isinstance(v, dict):
@@ -335,7 +335,7 @@ def to_data(digest: Digest) -> dict[str, Any]:
 
     sections = [{**plain(s), "change": s.change, "more": s.more} for s in digest.sections]
     names[Digest] = tuple(f.name for f in fields(digest) if f.name not in ("extra", "sections"))
-    data = {f.name: None for f in fields(digest) if f.name != "extra"}  # the fields' order
+    data: dict[str, Any] = {f.name: None for f in fields(digest) if f.name != "extra"}  # their order
     data |= plain(digest)
     data["sections"] = sections
     data["series"] = [{"period": plain(p.period), "counts": p.counts, "total": p.total}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 from mastodon import Mastodon
@@ -55,7 +55,7 @@ def make_client(base_url: str, token: str | None = None) -> Mastodon:
 
 def status_code(error: BaseException) -> int | None:
     """The HTTP status of a Mastodon.py API error (its second argument), if any."""
-    args = getattr(error, "args", ())
+    args: tuple[Any, ...] = getattr(error, "args", ())
     return args[1] if len(args) > 1 and isinstance(args[1], int) else None
 
 

@@ -61,7 +61,7 @@ class _Queue(StreamListener):
         self.events.put(("open", None))
         super().handle_stream(response)
 
-    def on_any_event(self, name: str, data: Any = None) -> None:
+    def on_any_event(self, name: str, data: Any = None, for_stream: str | None = None) -> None:
         self.events.put((name, data))
 
     def on_abort(self, err: BaseException) -> None:
