@@ -588,25 +588,28 @@ async def edit_status(request: web.Request) -> web.Response:
 async def context(request: web.Request) -> web.Response:
     w, st, who = _visible(request)
     with w.lock:
-        ancestors = []
+        ancestors: list[Status] = []
         cur = st
         while cur.in_reply_to_id and cur.in_reply_to_id in w.statuses:
             cur = w.statuses[cur.in_reply_to_id]
             ancestors.insert(0, cur)
-        descendants: list[Status] = []
-        frontier = [st.id]
-        while frontier:
-            kids = sorted(
-                (s for s in w.statuses.values() if s.in_reply_to_id in frontier), key=lambda s: int(s.id)
-            )
-            descendants.extend(kids)
-            frontier = [k.id for k in kids]
+        descendants = _descendants(w, st.id)
         return jres(
             {
                 "ancestors": [entities.status(w, s, who) for s in ancestors if can_see(w, s, who)],
                 "descendants": [entities.status(w, s, who) for s in descendants if can_see(w, s, who)],
             }
         )
+
+
+def _descendants(w: World, status_id: str) -> list[Status]:
+    """Replies depth first, each one's replies right after it, siblings oldest first: Mastodon's
+    order (its recursive query sorts by the path of ids from the status)."""
+    out: list[Status] = []
+    kids = [s for s in w.statuses.values() if s.in_reply_to_id == status_id]
+    for kid in sorted(kids, key=lambda s: int(s.id)):
+        out += [kid, *_descendants(w, kid.id)]
+    return out
 
 
 async def status_action(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ import asyncio
 import re
 import socket
 import threading
+from datetime import datetime
 from typing import Any, Optional
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from aiohttp import web
 from . import entities
 from .app import Core, build_app, jres, resolve_remote
 from .faults import Faults
-from .state import Account, Event, Status, World
+from .state import IDEMPOTENCY_TTL, Account, Event, Status, World
 
 
 class MastodonServer:
@@ -34,6 +35,7 @@ class MastodonServer:
         rate_limit_period: float = 300.0,
         heartbeat: float = 15.0,
         oauth_metadata: bool = False,
+        idempotency_ttl: float = IDEMPOTENCY_TTL,
     ) -> None:
         self._requested_port = port
         self._domain = domain
@@ -44,6 +46,7 @@ class MastodonServer:
             max_characters=max_characters, heartbeat=heartbeat, oauth_metadata=oauth_metadata
         )
         self._rate = (rate_limit, rate_limit_period)
+        self._idempotency_ttl = idempotency_ttl
         self._thread: Optional[threading.Thread] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._runner: Optional[web.AppRunner] = None
@@ -59,7 +62,9 @@ class MastodonServer:
             self.port = self._requested_port or _free_port()
         if self.core is None:
             world = World(
-                self._domain or f"127.0.0.1:{self.port}", scheme="https" if self._domain else "http"
+                self._domain or f"127.0.0.1:{self.port}",
+                scheme="https" if self._domain else "http",
+                idempotency_ttl=self._idempotency_ttl,
             )
             self.core = Core(world, **self._settings)  # type: ignore[arg-type]
             self.core.limiter.limit, self.core.limiter.period = self._rate
@@ -169,8 +174,10 @@ class MastodonServer:
         in_reply_to_id: Optional[str] = None,
         spoiler_text: str = "",
         idempotency_key: Optional[str] = None,
+        created_at: Optional[datetime] = None,
     ) -> dict[str, Any]:
-        """Post as `username` through the API code path; returns the Status JSON."""
+        """Post as `username` through the API code path; returns the Status JSON. `created_at`
+        backdates it (a post that reaches the server late, e.g. through federation)."""
         assert self.core is not None
         aid = self._aid(username)
         st = self.world.post(
@@ -181,6 +188,7 @@ class MastodonServer:
             spoiler_text=spoiler_text,
             idempotency_key=idempotency_key,
             max_characters=self.core.max_characters,
+            created_at=created_at,
         )
         return self.status_json(st.id, viewer=aid)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-IDEMPOTENCY_TTL = 3600.0
+IDEMPOTENCY_TTL = 3600.0  # seconds Mastodon keeps an Idempotency-Key (PostStatusService)
 MENTION_RE = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([A-Za-z0-9_.\-:]+[A-Za-z0-9]))?")
 TAG_RE = re.compile(r"(?<![\w/&#])#([^\W_][\w]*)", re.UNICODE)
 URL_RE = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)]")
@@ -123,10 +123,11 @@ class Event:
 class World:
     """All server state; thread-safe through a re-entrant lock."""
 
-    def __init__(self, domain: str, scheme: str = "https") -> None:
+    def __init__(self, domain: str, scheme: str = "https", idempotency_ttl: float = IDEMPOTENCY_TTL) -> None:
         self.lock = threading.RLock()
         self.domain = domain
         self.scheme = scheme
+        self.idempotency_ttl = idempotency_ttl  # a test may set 0: every key already expired
         self.accounts: dict[str, Account] = {}
         self.statuses: dict[str, Status] = {}
         self.deleted: dict[str, Status] = {}
@@ -278,8 +279,11 @@ class World:
         idempotency_key: Optional[str] = None,
         max_characters: Optional[int] = None,
         application: Optional[dict[str, Any]] = None,
+        created_at: Optional[datetime] = None,
     ) -> Status:
-        """Create a status exactly as `POST /api/v1/statuses` does (notifications + stream events)."""
+        """Create a status exactly as `POST /api/v1/statuses` does (notifications + stream events).
+        `created_at` (the control API only) stands for a post that reaches the server late, as a
+        federated one can: Mastodon keeps the origin's time."""
         from .render_text import render_content  # local import keeps modules acyclic
 
         if visibility not in ("public", "unlisted", "private", "direct"):
@@ -311,7 +315,7 @@ class World:
                 text=text,
                 content=content,
                 visibility=visibility,
-                created_at=now_utc(),
+                created_at=created_at or now_utc(),
                 uri=f"{self.base}/users/{acc.username}/statuses/{sid}",
                 url=f"{self.base}/@{acc.username}/{sid}",
                 spoiler_text=spoiler_text,
@@ -497,7 +501,7 @@ class World:
         return n
 
     def _expire_idempotency(self) -> None:
-        cutoff = time.time() - IDEMPOTENCY_TTL
+        cutoff = time.time() - self.idempotency_ttl
         for k in [k for k, v in self.idempotency.items() if v[1] < cutoff]:
             del self.idempotency[k]
 
