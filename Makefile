@@ -31,6 +31,7 @@ test: .install.stamp
 
 lint: .install.stamp
 	$(BIN)/ruff check bot tests bench
+	$(BIN)/mypy
 
 run: .install.stamp
 	$(BIN)/numpolville run
