@@ -73,7 +73,8 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
         server.world.listeners.append(listener)
         config = parse({"hashtag": TAG, "language": "fr", "database": f"{d}/bot.db",
                         "mastodon": {"enabled": True, "api_base_url": server.base_url,
-                                     "access_token": token, "poll_interval": POLL_INTERVAL},
+                                     "access_token": token, "poll_interval": POLL_INTERVAL,
+                                     "streaming": streaming},  # polling as configured, no fallback
                         "policy": {"prompt": "followers", "acknowledge": "favourite",
                                    "max_prompts_per_author_per_day": 10 * posts}})
         store = Store(Path(d) / "bot.db")
