@@ -5,6 +5,7 @@ silent, a refused handshake."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import trustme
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 from websockets.sync.server import ServerConnection, serve
 from websockets.utils import accept_key
@@ -174,3 +176,25 @@ def test_a_refused_handshake_says_why() -> None:
     with server(lambda ws: None, process_request=process_request) as url:
         with pytest.raises(InvalidStatus, match="404"):
             Connection(url, max_size=1 << 20)
+
+
+def test_wss_is_verified_tls() -> None:
+    """wss:// (Jetstream's and relays' scheme): TLS with the certificate checked, the stream read
+    through it; a certificate the client does not trust is refused."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+
+    def handler(ws: ServerConnection) -> None:
+        ws.send(b"over tls")
+        ws.close()
+
+    with server(handler, ssl=server_tls) as url:
+        secure = url.replace("ws://127.0.0.1", "wss://localhost")
+        with Connection(secure, max_size=1 << 20, tls=client_tls) as conn:
+            got, _ = read_all(conn)
+        assert got == [b"over tls"]
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Connection(secure, max_size=1 << 20)  # the system's CAs do not know this one

@@ -34,13 +34,15 @@ class Connection:
     """One open websocket connection. `recv_batch` and `close` may be called from different
     threads (close wakes a waiting `recv_batch`); nothing else is thread-safe."""
 
-    def __init__(self, url: str, *, max_size: int, open_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, max_size: int, open_timeout: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
         uri = parse_uri(url)
         self.protocol = ClientProtocol(uri, max_size=max_size)
         self.sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if uri.secure:
-            self.sock = ssl.create_default_context().wrap_socket(self.sock, server_hostname=uri.host)
+        if uri.secure:  # wss://, verified against the system's CAs unless told otherwise
+            tls = tls or ssl.create_default_context()
+            self.sock = tls.wrap_socket(self.sock, server_hostname=uri.host)
         self._fragments: list[bytes] = []
         self._pending: list[bytes] = []
         self._heard = time.monotonic()
