@@ -88,6 +88,7 @@ class BlueskyConfig:
     jetstream_url: str = "wss://jetstream2.us-east.bsky.network/subscribe"
     firehose_url: str = "wss://bsky.network/xrpc"
     poll_interval: float = 60.0
+    set_bot_label: bool = True
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         jetstream_url=b.string("jetstream_url", d.jetstream_url),
         firehose_url=b.string("firehose_url", d.firehose_url),
         poll_interval=b.number("poll_interval", 60.0),
+        set_bot_label=b.flag("set_bot_label", d.set_bot_label),
     )
     pol = r.section("policy")
     policy = Policy(

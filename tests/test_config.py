@@ -26,6 +26,7 @@ def test_the_example_file_is_valid_and_matches_the_defaults(monkeypatch: pytest.
     assert example.categories == defaults.categories
     assert example.policy == defaults.policy
     assert example.hashtag == defaults.hashtag
+    assert example.bluesky.set_bot_label == defaults.bluesky.set_bot_label is True
 
 
 def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +51,7 @@ def test_a_token_in_the_file_works_with_a_warning(monkeypatch: pytest.MonkeyPatc
     ({"policy": {"prompt_timeout_hours": "soon"}}, "policy.prompt_timeout_hours", "number"),
     ({"mastodon": {"enabled": "yes"}}, "mastodon.enabled", "true or false"),
     ({"bluesky": {"source": "rss"}}, "bluesky.source", '"jetstream"'),
+    ({"bluesky": {"set_bot_label": "yes"}}, "bluesky.set_bot_label", "true or false"),
     ({"categories": [{"key": "a", "number": 1}, {"key": "a", "number": 2}]}, "categories", "distinct"),
     ({"texts": {"fr": {"bonjour": "x"}}}, "texts.fr.bonjour", "prompt"),
 ])

@@ -27,6 +27,7 @@ from bot.bluesky.firehose import FirehoseSource
 from bot.bluesky.ingest import Ingest
 from bot.bluesky.jetstream import JetstreamSource
 from bot.bluesky.limits import WriteBudget
+from bot.bluesky.profile import ensure_bot_label
 from bot.bluesky.records import (
     MAX_GRAPHEMES,
     fit,
@@ -71,7 +72,20 @@ class BlueskyAdapter:
             raise PermanentError(f"Bluesky refused the login of {self.config.bluesky.handle}: {e}") from e
         self.ingest = Ingest(self.client, Rules(self.config.hashtag, self.did), self.store)
         log.info("Bluesky: logged in as %s (%s)", self.config.bluesky.handle, self.did)
+        if self.config.bluesky.set_bot_label:
+            self._declare_bot()
         return frozenset({self.did})
+
+    def _declare_bot(self) -> None:
+        """The `bot` self-label on the profile is a courtesy to readers, not a condition to run."""
+        try:
+            done = ensure_bot_label(self._client, self.did, self._write)
+        except Exception as e:  # noqa: BLE001 — whatever goes wrong, the bot still runs
+            log.warning("Bluesky: the `bot` label could not be added to the profile (%s: %s)",
+                        type(e).__name__, e)
+            return
+        if done:
+            log.info("Bluesky: `bot` self-label %s (the app shows the account as automated)", done)
 
     def sources(self) -> list[Source]:
         b = self.config.bluesky
