@@ -221,7 +221,7 @@ def bluesky_checks(b: cfg.BlueskyConfig, db: Path) -> Iterator[Check]:
     if not login.ok:
         return
     client, did = session["client"], session["did"]
-    yield guarded("bluesky bot label", bluesky_bot_label, client, did)
+    yield guarded("bluesky bot label", bluesky_bot_label, client, did, b.set_bot_label)
     yield guarded("bluesky followers", bluesky_followers, client, did)
     yield guarded("bluesky clock", clock, "bluesky clock", f"{b.service}/xrpc/_health")
 
@@ -244,19 +244,24 @@ def bluesky_login(b: cfg.BlueskyConfig, db: Path, out: dict[str, Any]) -> Check:
     return passed("bluesky login", f"{b.handle} ({out['did']})")
 
 
-def bluesky_bot_label(client: Any, did: str) -> Check:
-    """Bluesky has no bot switch; a `bot` self-label on the profile is the nearest thing."""
+def bluesky_bot_label(client: Any, did: str, set_bot_label: bool) -> Check:
+    """The `bot` self-label is Bluesky's bot flag: the app shows the account as automated."""
     from atproto_client.exceptions import AtProtocolError
 
+    from bot.bluesky.profile import BOT, read_profile, self_labels
+
+    name = "bluesky bot label"
     try:
-        record = client.com.atproto.repo.get_record(
-            {"repo": did, "collection": "app.bsky.actor.profile", "rkey": "self"}).value
-    except AtProtocolError:
-        record = None
-    labels = getattr(getattr(record, "labels", None), "values", None) or ()
-    if any(getattr(label, "val", "") == "bot" for label in labels):
-        return passed("bluesky bot label", "the profile carries the `bot` self-label")
-    return Check("bluesky bot label", "n/a", "Bluesky has no bot flag; say it in the bio")
+        profile, _ = read_profile(client, did)
+    except AtProtocolError as e:  # the label is a courtesy: not worth failing the doctor over
+        return warned(name, f"the profile could not be read ({type(e).__name__})", "try again later")
+    if BOT in self_labels(profile):
+        return passed(name, "the profile carries the `bot` self-label (shown as automated)")
+    if set_bot_label:
+        return warned(name, "the profile has no `bot` self-label yet",
+                      "`numpolville run` adds it at start-up (set_bot_label = true)")
+    return warned(name, "the profile has no `bot` self-label",
+                  "set `bluesky.set_bot_label = true`: `numpolville run` then adds it at start-up")
 
 
 def bluesky_followers(client: Any, did: str) -> Check:
