@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,19 @@ def serve(database: Path, host: str = "127.0.0.1", port: int = 8001, open_browse
     with tempfile.TemporaryDirectory(prefix="numpolville-browse-") as tmp:
         meta = Path(tmp) / "metadata.json"
         meta.write_text(json.dumps(metadata(database)), encoding="utf-8")
-        try:
-            return subprocess.call(command(database, meta, host, port, open_browser))
-        except KeyboardInterrupt:  # Datasette got the same Ctrl-C and stops too
-            return 0
+        with subprocess.Popen(command(database, meta, host, port, open_browser)) as child:
+            previous = signal.signal(signal.SIGTERM, _stop)
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # Datasette got the same Ctrl-C and stops too
+                return 0
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+                if child.poll() is None:  # we were told to stop: Datasette must not outlive us
+                    child.terminate()
+                    child.wait(10)
+
+
+def _stop(signum: int, _frame: Any) -> None:
+    """SIGTERM (kill, systemd, a test) unwinds `serve`, which stops Datasette on the way out."""
+    raise SystemExit(128 + signum)

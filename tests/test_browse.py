@@ -95,6 +95,14 @@ def test_browse_serves_the_canned_queries(config: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+    deadline = time.monotonic() + 10  # Datasette, its child, stops with it (SIGTERM, not Ctrl-C)
+    while True:
+        try:
+            requests.get(f"{base}/-/versions.json", timeout=1)
+        except requests.ConnectionError:
+            break
+        assert time.monotonic() < deadline, "Datasette outlived `numpolville browse`"
+        time.sleep(0.2)
 
 
 def test_a_clear_error_without_datasette(config: Path, monkeypatch: pytest.MonkeyPatch) -> None:
