@@ -24,7 +24,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
     from bot.store import Store
     from tests.mastodon_server import MastodonServer
     from tests.mastodon_server.state import Event
+    from tests.test_faults_support import wait_for
 
     rng = random.Random(seed)
     with MastodonServer(heartbeat=0.5) as server, tempfile.TemporaryDirectory() as d:
@@ -82,8 +82,8 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
         runtime.start()
         probe = Store(Path(d) / "bot.db")
         try:
-            _until(lambda: all(probe.cursor("mastodon", k) is not None for k in ("tag", "notifications"))
-                   and (not streaming or server.open_streams() >= 2), "the bot to listen")
+            wait_for(lambda: all(probe.cursor("mastodon", k) is not None for k in ("tag", "notifications"))
+                     and (not streaming or server.open_streams() >= 2), 20.0, "the bot to listen", 0.02)
             time.sleep(0.5)
             latencies, misses = [], 0
             for i in range(posts):
@@ -102,16 +102,6 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
             runtime.shutdown(timeout=2.0)
             store.close()
             probe.close()
-
-
-def _until(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(what)
 
 
 # ---- Bluesky ------------------------------------------------------------------------------------
@@ -171,6 +161,7 @@ def bluesky(posts: int = POSTS, seed: int = 8) -> dict[str, Any]:
     from bot.runtime import Runtime, build_adapters
     from bot.store import Store
     from tests.bsky_network import BlueskyNetwork
+    from tests.test_faults_support import wait_for
 
     rng = random.Random(seed)
     net = BlueskyNetwork().start()
@@ -193,7 +184,8 @@ def bluesky(posts: int = POSTS, seed: int = 8) -> dict[str, Any]:
             runtime.start()
             try:
                 adapter = runtime.adapters[0]
-                _until(lambda: all(s.ws for s in adapter.streams), "the stream is connected")  # type: ignore[attr-defined]
+                wait_for(lambda: all(s.ws for s in adapter.streams),  # type: ignore[attr-defined]
+                         20.0, "the stream is connected", 0.02)
                 latencies, misses = [], 0
                 for i in range(posts):
                     text = f"Lien n°{i} https://example.org/lat/{seed}/{i}"

@@ -30,12 +30,6 @@ ANSWERS_40 = [
 
 
 @pytest.fixture
-def server() -> Iterator[MastodonServer]:
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000) as s:
-        yield s
-
-
-@pytest.fixture
 def runtime(server: MastodonServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runtime]:
     monkeypatch.setenv(TOKEN_ENV, populate(server))
     config = cfg.load(write_config(tmp_path, server))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,12 @@ from tests.test_faults_support import (
     Burst,
     check_mastodon,
     classified,
-    diagnose,
     listening,
     populate,
-    settled,
     wait_for,
+    wait_settled,
     write_config,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[MastodonServer]:
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000) as s:
-        yield s
 
 
 class Scenario:
@@ -53,8 +45,7 @@ class Scenario:
 
     def finish(self, timeout: float = 60) -> dict[str, int]:
         try:
-            wait_for(lambda: settled(self.burst, self.db), timeout=timeout,
-                     what=lambda: diagnose(self.burst, self.db))
+            wait_settled(self.burst, self.db, timeout)
             assert self.bot.alive()
         finally:
             self.burst.close()
@@ -145,7 +136,7 @@ def test_answers_slower_than_the_client_timeout(server: MastodonServer, tmp_path
         time.sleep(6)
         for path in (r"/api/v1/statuses$", r"/reblog$", r"/favourite$"):
             server.delay(path, 0)
-        wait_for(lambda: settled(burst, db), timeout=60, what=lambda: diagnose(burst, db))
+        wait_settled(burst, db, timeout=60)
     finally:
         burst.close()
         runtime.shutdown(timeout=2)

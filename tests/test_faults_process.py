@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,14 @@ from tests.test_faults_support import (
     Burst,
     check_mastodon,
     classified,
-    diagnose,
     json_lines,
     listening,
     populate,
     query,
-    settled,
     wait_for,
+    wait_settled,
     write_config,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[MastodonServer]:
-    # Mastodon's real limit (300 calls per 5 min) would make the bot wait minutes in a burst of
-    # 100; waiting is right (test_faults_mastodon checks it), but not what these scenarios measure.
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000) as s:
-        yield s
 
 
 def start_bot(server: MastodonServer, tmp_path: Path, token: str) -> BotProcess:
@@ -73,14 +63,21 @@ def test_signal_mid_burst_exits_0_within_5_s_and_the_next_start_finishes(
     assert any("stopped" in e.get("message", "") for e in json_lines(tmp_path / "bot.log"))
     assert not server.open_streams() or wait_for(lambda: server.open_streams() == 0, timeout=3,
                                                  what="sockets closed")
+    start_again_until_settled(server, tmp_path, token, burst, db)
+
+
+
+def start_again_until_settled(server: MastodonServer, tmp_path: Path, token: str, burst: Burst,
+                              db: Path) -> None:
+    """The next start carries out what the stopped process left: the burst settles with nothing
+    lost or repeated (check_mastodon's counts are printed)."""
     bot = start_bot(server, tmp_path, token)
     try:
-        wait_for(lambda: settled(burst, db), timeout=60, what=lambda: diagnose(burst, db))
+        wait_settled(burst, db, timeout=60)
     finally:
         burst.close()
         bot.stop()
     print(check_mastodon(server, db, burst))
-
 
 def test_pending_intents_are_completed_by_the_next_start(server: MastodonServer, tmp_path: Path) -> None:
     """An intent written but not carried out (the process stopped while the server was down) is
@@ -96,13 +93,7 @@ def test_pending_intents_are_completed_by_the_next_start(server: MastodonServer,
     code, took = bot.signal(signal.SIGTERM)
     assert code == 0 and took < 5.0
     server.faults.clear()
-    bot = start_bot(server, tmp_path, token)
-    try:
-        wait_for(lambda: settled(burst, db), timeout=60, what=lambda: diagnose(burst, db))
-    finally:
-        burst.close()
-        bot.stop()
-    print(check_mastodon(server, db, burst))
+    start_again_until_settled(server, tmp_path, token, burst, db)
 
 
 def test_kill_9_at_random_moments_5_times(server: MastodonServer, tmp_path: Path) -> None:
@@ -120,7 +111,7 @@ def test_kill_9_at_random_moments_5_times(server: MastodonServer, tmp_path: Path
             kills.append(classified(db))
             bot.kill9()
             bot = start_bot(server, tmp_path, token)
-        wait_for(lambda: settled(burst, db), timeout=90, what=lambda: diagnose(burst, db))
+        wait_settled(burst, db, timeout=90)
     finally:
         burst.close()
         bot.stop()
@@ -176,7 +167,7 @@ def test_soak_kill_9_for_30_minutes(server: MastodonServer, tmp_path: Path) -> N
             bot.kill9()
             bot = start_bot(server, tmp_path, token)
             rounds += 1
-        wait_for(lambda: settled(burst, db), timeout=120, what=lambda: diagnose(burst, db))
+        wait_settled(burst, db, timeout=120)
     finally:
         burst.close()
         bot.stop()

@@ -5,7 +5,6 @@ log formats; every log line and every byte of the database files (WAL included) 
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ from tests.test_faults_support import (
 )
 
 PASSWORD = "abcd-efgh-ijkl-mnop"  # an app password's shape
-
-
-@pytest.fixture
-def server() -> Iterator[MastodonServer]:
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000) as s:
-        yield s
 
 
 @pytest.mark.parametrize("fmt", ["json", "rich"])

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,13 @@ from tests.test_faults_support import (
     Burst,
     check_mastodon,
     classified,
-    diagnose,
     json_lines,
     listening,
     populate,
-    settled,
     wait_for,
+    wait_settled,
     write_config,
 )
-
-
-@pytest.fixture
-def server() -> Iterator[MastodonServer]:
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000) as s:
-        yield s
 
 
 def run_burst(server: MastodonServer, tmp_path: Path, db: Path, fault, count: int = 30,
@@ -48,7 +40,7 @@ def run_burst(server: MastodonServer, tmp_path: Path, db: Path, fault, count: in
         burst = Burst(server, count=count, pause=0.05, filler=filler).start()
         wait_for(lambda: classified(db) >= 3, timeout=30, what="progress")
         fault(burst)
-        wait_for(lambda: settled(burst, db), timeout=90, what=lambda: diagnose(burst, db))
+        wait_settled(burst, db, timeout=90)
         assert bot.alive()
     finally:
         if burst:

@@ -210,9 +210,14 @@ def classified(db: Path) -> int:
                      "AND network = 'mastodon'")[0][0] if db.exists() else 0
 
 
-def settled(burst: Burst, db: Path) -> bool:
-    return (burst.done() and classified(db) == burst.count
-            and query(db, "SELECT count(*) FROM intents WHERE state = 'pending'")[0][0] == 0)
+def wait_settled(burst: Burst, db: Path, timeout: float = 60) -> None:
+    """Until every post of the burst is classified and boosted and no intent is pending; a
+    timeout says what is missing."""
+    def settled() -> bool:
+        return (burst.done() and classified(db) == burst.count
+                and query(db, "SELECT count(*) FROM intents WHERE state = 'pending'")[0][0] == 0)
+
+    wait_for(settled, timeout=timeout, what=lambda: diagnose(burst, db))
 
 
 def check_mastodon(server: MastodonServer, db: Path, burst: Burst) -> dict[str, int]:

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.config import parse  # noqa: E402
 from bot.runtime import Runtime, build_adapters  # noqa: E402
 from bot.store import Store  # noqa: E402
+from tests import test_faults_support as support  # noqa: E402
 from tests.mastodon_server import MastodonServer  # noqa: E402
 from tests.mastodon_server.pytest_plugin import federated_servers, mastodon_server  # noqa: E402,F401
 
 TAG = "numpolville"
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+wait_for = partial(support.wait_for, timeout=5.0, interval=0.02)  # one process: answers come fast
 
 
 @dataclass
