@@ -1,9 +1,9 @@
 """The hot path: which records, frames and Jetstream messages concern the bot.
 
-A relay carries every commit of every account, and the bot cares about a handful. So each raw
-message first meets `Prefilter.passes`, a few byte searches that may let through too much but never
-too little (a property test holds it to that), and only the survivors are decoded with libipld and
-judged by the exact rules below, on plain dicts.
+A relay carries every commit of every account, and the bot cares about a handful. So each batch
+of raw messages first meets `Prefilter.select`, a few byte searches that may let through too much
+but never too little (property tests hold it to that), and only the survivors are decoded (libipld,
+orjson) and judged by the exact rules below, on plain dicts.
 
 Tag matching is case-insensitive in the Unicode sense (`str.casefold`), never a substring match:
 `#numpolvillexyz` is another tag.
@@ -224,8 +224,8 @@ class Prefilter:
       mention facet, the follow's subject);
     - deletes of tracked posts: "delete" appears and, in a firehose frame, an op path
       "app.bsky.feed.post/<rkey>" names a tracked rkey (read through the CBOR text header just
-      before it, every possible length form tried); in JSON, the post collection appears;
-    - JSON only: a `\\u` escape could hide anything, so it passes.
+      before it, every possible length form tried);
+    - Jetstream: a backslash passes (an escape could hide anything), and see `select`.
     """
 
     def __init__(self, rules: Rules, *, json_text: bool = False) -> None:
@@ -234,7 +234,7 @@ class Prefilter:
         self.ascii_tag = rules.tag.isascii()
         self.tag = rules.tag.encode() if self.ascii_tag else POST.encode()
         self.lookalikes = _lookalikes(rules.tag) if self.ascii_tag else ()
-        self.post_path = POST.encode() + (b"" if json_text else b"/")
+        self.post_path = POST.encode() + b"/"
         self.json_text = json_text
         # what every message that `passes` (or is an error frame) holds; a JSON delete without
         # escapes says "delete" in quotes, and an escape could hide anything
@@ -263,17 +263,15 @@ class Prefilter:
         passes, is_error = self.passes, self.is_error
         return (m for m in candidates if passes(m) or is_error(m))
 
-    def passes(self, message: bytes) -> bool:
-        """Could the rules accept `message`? Fast for a firehose commit, whose ops are read from
-        the head of its body (no scan of its blocks); anything else meets `scan`."""
-        if not self.json_text:
-            try:
-                verdict = self._frame(message)
-            except (IndexError, ValueError):
-                verdict = None
-            if verdict is not None:
-                return verdict
-        return self.scan(message)
+    def passes(self, frame: bytes) -> bool:
+        """Could the rules accept this firehose frame? A commit's ops are read from the head of
+        its body (no scan of its blocks); anything unusual meets `scan`. (A Jetstream candidate
+        goes to the rules without this: see `select`.)"""
+        try:
+            verdict = self._frame(frame)
+        except (IndexError, ValueError):
+            verdict = None
+        return self.scan(frame) if verdict is None else verdict
 
     def _content(self, message: bytes) -> bool:
         """Could a post in `message` be tagged, answer or mention the bot?"""
@@ -311,20 +309,17 @@ class Prefilter:
             return self._content(frame)
         return follow and self.bot_did in frame
 
-    def scan(self, message: bytes) -> bool:
-        """The plain byte tests on the whole message."""
-        if self.bot_did in message:
+    def scan(self, frame: bytes) -> bool:
+        """The plain byte tests on a whole frame (for frames `_frame` cannot read)."""
+        if self.bot_did in frame:
             return True
-        if b"delete" in message and self.post_path in message and (
-                self.json_text or self._names_tracked_rkey(message)):
+        if b"delete" in frame and self.post_path in frame and self._names_tracked_rkey(frame):
             return True
         if not self.ascii_tag:
-            return self.tag in message
-        if self.tag in message.lower():
+            return self.tag in frame
+        if self.tag in frame.lower():
             return True
-        if self.json_text and b"\\u" in message:
-            return True
-        return any(c in message for c in self.lookalikes)
+        return any(c in frame for c in self.lookalikes)
 
     def _names_tracked_rkey(self, frame: bytes) -> bool:
         path, rkeys = self.post_path, self.rules.tracked_rkeys
