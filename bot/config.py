@@ -100,6 +100,17 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The public site, feeds and moderation desk (`numpolville serve`)."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1:8080"
+    public_url: str = ""  # absolute links in feeds and pages
+    title: str = ""  # "" : the hashtag's veille, in the configured language
+    trusted_proxies: tuple[str, ...] = ()  # X-Forwarded-* honoured only from these addresses
+
+
+@dataclass(frozen=True)
 class Config:
     hashtag: str = "numpolville"
     language: str = "fr"
@@ -110,6 +121,7 @@ class Config:
     policy: Policy = Policy()
     texts: dict[str, dict[str, str]] = field(default_factory=lambda: DEFAULT_TEXTS)
     digest: DigestConfig = DigestConfig()
+    web: WebConfig = WebConfig()
     source: str = "(defaults)"
     warnings: tuple[str, ...] = ()
 
@@ -207,9 +219,14 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
                           timezone=dg.string("timezone", "Europe/Paris"),
                           max_entries=dg.raw("max_entries", DigestConfig.max_entries))
     _check_digest(digest, source)
+    w = r.section("web")
+    web = WebConfig(enabled=w.flag("enabled", False), bind=w.string("bind", WebConfig.bind),
+                    public_url=w.string("public_url", "").rstrip("/"), title=w.string("title", ""),
+                    trusted_proxies=tuple(w.strings("trusted_proxies", [])))
+    _check_web(web, source)
     config = Config(hashtag=hashtag, language=language, database=database, mastodon=mastodon,
                     bluesky=bluesky, categories=_categories(raw, source), policy=policy,
-                    texts=_texts(r.section("texts"), source), digest=digest, source=source,
+                    texts=_texts(r.section("texts"), source), digest=digest, web=web, source=source,
                     warnings=tuple(warnings))
     return _with_env_secrets(config, source)
 
@@ -234,6 +251,14 @@ def _check_digest(digest: DigestConfig, source: str) -> None:
         except ValueError:
             raise ConfigError(source, "digest.schedule",
                               'a weekday and a time such as "mon 09:00", or "" for none') from None
+
+
+def _check_web(web: WebConfig, source: str) -> None:
+    host, sep, port = web.bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(source, "web.bind", 'an address and a port such as "127.0.0.1:8080"')
+    if web.public_url and not web.public_url.startswith(("https://", "http://")):
+        raise ConfigError(source, "web.public_url", 'an absolute URL such as "https://veille.example.org"')
 
 
 def _categories(raw: dict[str, Any], source: str) -> tuple[Category, ...]:
