@@ -20,8 +20,11 @@ from bot.runtime import Runtime, build_adapters  # noqa: E402
 from bot.store import Store  # noqa: E402
 from tests import test_faults_support as support  # noqa: E402
 from tests.mastodon_server import MastodonServer  # noqa: E402
-from tests.mastodon_server.flavours import FLAVOURS  # noqa: E402
-from tests.mastodon_server.pytest_plugin import federated_servers, mastodon_server  # noqa: E402,F401
+from tests.mastodon_server.pytest_plugin import (  # noqa: E402,F401
+    federated_servers,
+    flavoured_server,
+    mastodon_server,
+)
 
 TAG = "numpolville"
 
@@ -81,11 +84,10 @@ def make_bot(server: MastodonServer, tmp_path: Path, token: str, policy: dict[st
     return Bot(server, Store(path), None, make)
 
 
-@pytest.fixture(params=sorted(FLAVOURS))
-def world(request: pytest.FixtureRequest) -> Iterator[MastodonServer]:
+@pytest.fixture
+def world(flavoured_server: MastodonServer) -> MastodonServer:  # noqa: F811
     """Every scenario on every server family (tests/mastodon_server/flavours.py)."""
-    with MastodonServer(heartbeat=0.5, flavour=request.param) as server:
-        yield populate_world(server)
+    return populate_world(flavoured_server)
 
 
 def populate_world(s: MastodonServer) -> MastodonServer:

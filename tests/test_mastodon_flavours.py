@@ -1,4 +1,4 @@
-"""The bot on every Mastodon-API server family (tests/mastodon_server/flavours.py): it hears every
+"""The bot on every Mastodon-API server world (tests/mastodon_server/flavours.py): it hears every
 post and answer whether a stream works, stays silent, is never fed or cannot be opened at all, and
 it never posts twice, with or without the server's Idempotency-Key.
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,18 @@ from bot import model as m
 from bot.store import Store
 from tests.mastodon_server import MastodonServer
 from tests.mastodon_server.flavours import FLAVOURS
-from tests.test_mastodon_adapter import TAG, Bot, make_bot, populate_world, prompt_and_answer, reply_of, wait_for
-
-BOT = "numpolvillebot"
-
-
-@pytest.fixture(params=sorted(FLAVOURS))
-def family(request: pytest.FixtureRequest) -> Iterator[MastodonServer]:
-    with MastodonServer(heartbeat=0.5, rate_limit=100_000, flavour=request.param) as server:
-        populate_world(server)
-        yield server
+from tests.test_mastodon_adapter import (  # noqa: F401 - `world` and its server are fixtures
+    TAG,
+    Bot,
+    bot_id,
+    flavoured_server,
+    make_bot,
+    populate_world,
+    prompt_and_answer,
+    reply_of,
+    wait_for,
+    world,
+)
 
 
 def gotosocial() -> MastodonServer:
@@ -44,43 +45,39 @@ def sources(bot: Bot) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in bot.store.health()["sources"]}
 
 
-def bot_id(server: MastodonServer) -> str:
-    return server.account(BOT).id
+# ---- every world --------------------------------------------------------------------------------
 
-
-# ---- every family --------------------------------------------------------------------------------
-
-def test_prompt_answer_boost_on_every_family(family: MastodonServer, tmp_path: Path) -> None:
+def test_prompt_answer_boost_on_every_family(world: MastodonServer, tmp_path: Path) -> None:  # noqa: F811
     """The happy path of #3 on each family, live: GoToSocial's hashtag stream is never fed, so
     there the post comes through the followed tag on the user stream."""
-    b = make_bot(family, tmp_path, token(family)).start()
+    b = make_bot(world, tmp_path, token(world)).start()
     try:
         started = time.monotonic()
-        status, answer = prompt_and_answer(b, family, "alice", "2")
+        status, answer = prompt_and_answer(b, world, "alice", "2")
         took = time.monotonic() - started
         wait_for(lambda: b.item(status["id"])["category"] == "contexte", what="the classification")
-        wait_for(lambda: (bot_id(family), status["id"]) in family.reblogs(), what="the boost")
+        wait_for(lambda: (bot_id(world), status["id"]) in world.reblogs(), what="the boost")
         assert [p.in_reply_to_id for p in b.prompts()] == [status["id"]]  # one prompt, no other reply
         assert took < 3.0, f"prompt and answer took {took:.1f} s: not live"
         server = b.store.servers()[0]["info"]
-        flavour = FLAVOURS[family.flavour.name]
+        flavour = FLAVOURS[world.flavour.name]
         assert (server["software"], server["version"]) == (flavour.software, flavour.version)
         assert server["idempotency"] is flavour.idempotency and server["sse"] is flavour.sse
         assert server["follows_tag"] is True
-        assert (bot_id(family), TAG) in family.world.followed_tags
+        assert (bot_id(world), TAG) in world.world.followed_tags
     finally:
         b.stop()
     assert {s["state"] for s in b.store.health()["sources"]} == {"stopped"}
 
 
-def test_posts_made_while_the_bot_was_down_are_each_handled_once(family: MastodonServer,
-                                                                tmp_path: Path) -> None:
-    b = make_bot(family, tmp_path, token(family)).start()
-    first = family.post("alice", f"Avant l'arrêt #{TAG}")
+def test_posts_made_while_the_bot_was_down_are_each_handled_once(
+        world: MastodonServer, tmp_path: Path) -> None:  # noqa: F811
+    b = make_bot(world, tmp_path, token(world)).start()
+    first = world.post("alice", f"Avant l'arrêt #{TAG}")
     wait_for(lambda: reply_of(b, first["id"]), what="the first prompt")
     b.stop()
     assert {s["state"] for s in b.store.health()["sources"]} == {"stopped"}
-    offline = [family.post(who, f"Pendant l'arrêt {n} #{TAG}") for n, who in
+    offline = [world.post(who, f"Pendant l'arrêt {n} #{TAG}") for n, who in
                enumerate(["alice", "bob", "alice", "bob", "alice"])]
     b.start()
     try:
