@@ -282,7 +282,7 @@ def test_polling_the_tag_when_the_server_has_no_hashtag_stream(world: MastodonSe
         status, _ = prompt_and_answer(b, world, "alice", "1")
         wait_for(lambda: b.item(status["id"])["category"] == "projet", what="the classification")
         assert "mastodon tag: the server refused the subscription" in caplog.text
-        assert world.open_streams() == 1
+        wait_for(lambda: world.open_streams() == 1, what="the refused stream closed, mentions open")
     finally:
         b.stop()
 
