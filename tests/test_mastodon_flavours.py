@@ -198,3 +198,23 @@ def test_gotosocial_boost_approval_is_recorded_not_retried(tmp_path: Path, polic
             b.stop()
     finally:
         server.stop()
+
+
+def test_a_gotosocial_discovery_server_says_it_needs_a_token(mastodon_server: MastodonServer, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """GoToSocial shows its tag timeline only to its users: the discovery feed says so and what to
+    do, and the home server's feeds go on."""
+    home = populate_world(mastodon_server)
+    remote = gotosocial()
+    try:
+        b = make_bot(home, tmp_path, token(home), discovery_instances=[remote.base_url]).start()
+        try:
+            status, _ = prompt_and_answer(b, home, "alice", "4")
+            wait_for(lambda: "shows its tag timeline only to its own users" in caplog.text,
+                     what="the discovery feed's explanation")
+            wait_for(lambda: b.item(status["id"])["category"] == "prospective", what="the home feeds")
+            assert remote.requests("GET", r"/timelines/tag/", status=401)
+        finally:
+            b.stop()
+    finally:
+        remote.stop()

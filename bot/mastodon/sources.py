@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mastodon import Mastodon
+from mastodon.errors import MastodonUnauthorizedError
 from websockets.exceptions import ConnectionClosed
 
 from bot.adapter import Emit, PermanentError
@@ -351,6 +352,11 @@ class DiscoveryFeed(Feed):
             if "not found" in str(e):
                 return []
             raise
+        except MastodonUnauthorizedError:
+            raise PermanentError(f"{self.name}: this server shows its tag timeline only to its own "
+                                 "users (GoToSocial does); remove it from "
+                                 "mastodon.discovery_instances, its posts reach the home server "
+                                 "when people there follow their authors") from None
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         if entry.get("reblog") or entry.get("visibility") != "public":
