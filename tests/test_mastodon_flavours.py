@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot import model as m
+from bot.mastodon import sources as feeds
 from bot.store import Store
 from tests.mastodon_server import MastodonServer
 from tests.mastodon_server.flavours import FLAVOURS
@@ -47,9 +48,12 @@ def sources(bot: Bot) -> dict[str, dict[str, Any]]:
 
 # ---- every world --------------------------------------------------------------------------------
 
-def test_prompt_answer_boost_on_every_family(world: MastodonServer, tmp_path: Path) -> None:  # noqa: F811
+def test_prompt_answer_boost_on_every_family(world: MastodonServer, tmp_path: Path,  # noqa: F811
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """The happy path of #3 on each family, live: GoToSocial's hashtag stream is never fed, so
-    there the post comes through the followed tag on the user stream."""
+    there the post comes through the followed tag on the user stream. A stream that works is
+    never counted as missing what the reconciliation poll also read."""
+    monkeypatch.setattr(feeds, "RECONCILE_GRACE", 0.5)
     b = make_bot(world, tmp_path, token(world)).start()
     try:
         started = time.monotonic()
@@ -65,6 +69,12 @@ def test_prompt_answer_boost_on_every_family(world: MastodonServer, tmp_path: Pa
         assert server["idempotency"] is flavour.idempotency and server["sse"] is flavour.sse
         assert server["follows_tag"] is True
         assert (bot_id(world), TAG) in world.world.followed_tags
+        time.sleep(1.0)  # reconciliation polls (every 0.2 s) and their grace (0.5 s)
+        tag = sources(b)["tag"]
+        if world.flavour.name == "gotosocial":  # accepted, never fed: set aside
+            assert tag["mode"] == "polling" and tag["missed"] >= 1, tag
+        else:
+            assert (tag["mode"], tag["missed"]) == ("streaming", 0), tag
     finally:
         b.stop()
     assert {s["state"] for s in b.store.health()["sources"]} == {"stopped"}

@@ -219,7 +219,8 @@ class Feed:
         if ident is not None:
             self._suspects.pop(ident, None)
         self._emit_all(emit, found)
-        if ident is not None and newer(ident, self.store.cursor("mastodon", self.cursor_key)):
+        current = self.store.cursor("mastodon", self.cursor_key)
+        if ident is not None and (current is None or current.startswith(SINCE) or newer(ident, current)):
             self.store.set_cursor("mastodon", self.cursor_key, ident)
 
     def _reconcile(self, emit: Emit) -> None:
