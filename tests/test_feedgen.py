@@ -324,3 +324,19 @@ def test_key_cache_refreshes_once_when_a_signature_fails() -> None:
 
 def test_feed_routes_are_off_unless_enabled(tmp_path: Path) -> None:
     assert routes(parse({"web": {"public_url": "https://x.org"}}), Store(tmp_path / "db")) == []
+
+
+def test_doctor_checks_the_service_as_the_appview_calls_it(site: dict[str, Any], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bot import doctor
+
+    config = site["config"]
+    check = doctor.bluesky_feeds(config)
+    assert check.status == "pass" and "5 feed(s)" in check.detail, check
+    elsewhere = replace(config, bluesky=replace(config.bluesky, feeds=replace(
+        config.bluesky.feeds, service_did="did:web:localhost%3A1")))
+    assert doctor.bluesky_feeds(elsewhere).status == "fail"
+    for key in list(site["store"].feed_generators()):
+        site["store"].feed_generator_removed(key)
+    assert doctor.bluesky_feeds(config).status == "warn"
