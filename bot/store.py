@@ -120,6 +120,7 @@ class Store:
         # One connection shared by the bot's threads: the lock keeps a transaction from
         # swallowing another thread's statements.
         self.lock = threading.RLock()
+        self._excluded: tuple[tuple[int, int], str, str] | None = None  # see `_digest_args`
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -138,6 +139,12 @@ class Store:
                 for statement in filter(str.strip, sql.split(";")):
                     conn.execute(statement)
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
+
+    def version(self) -> tuple[int, int]:
+        """Changes when the database does: a write on this connection moves `total_changes`, one
+        on another connection (another process) moves `data_version`. For caches of reads."""
+        with self.lock:
+            return self._exec("PRAGMA data_version").fetchone()[0], self.db.conn.total_changes
 
     def schema_version(self) -> int:
         return self._exec("SELECT max(version) FROM _migrations").fetchone()[0] or 0
@@ -458,10 +465,16 @@ class Store:
         return out
 
     def _digest_args(self, since: str, until: str) -> tuple[str, str, str, str]:
-        """The parameters of `_DIGEST_SHOWN`."""
-        excluded = sorted(self.digest_excluded_authors())
-        return (since, until, json.dumps([a for _, a in excluded]),
-                json.dumps([f"{n} {a}" for n, a in excluded]))
+        """The parameters of `_DIGEST_SHOWN`. The excluded authors are read again only once the
+        database has changed (`version`): a feed page costs no scan of the authors, and an opt-out
+        still shows at once."""
+        with self.lock:
+            version = self.version()
+            if self._excluded is None or self._excluded[0] != version:
+                excluded = sorted(self.digest_excluded_authors())
+                self._excluded = (version, json.dumps([a for _, a in excluded]),
+                                  json.dumps([f"{n} {a}" for n, a in excluded]))
+            return (since, until, self._excluded[1], self._excluded[2])
 
     def digest_shares(self, since: str, until: str) -> list[tuple[Any, ...]]:
         """What grouping and ranking the entries of a period needs, one row per item a digest may

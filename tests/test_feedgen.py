@@ -1,13 +1,11 @@
 """The feed service without the network: config, names, the store's pages and cursors, and the
 HTTP routes served by uvicorn on 127.0.0.1 (httpx as the client), with service tokens signed by
-keys made here (ES256K, as a PDS signs them) and resolved through an injected resolver."""
+keys made here (ES256K, as a PDS signs them: `bench.feeds.Key`) and resolved through an injected resolver."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import socket
 import threading
 import time
@@ -19,13 +17,10 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from atproto_crypto.did import format_did_key
 from atproto_identity.exceptions import DidNotFoundError
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from starlette.applications import Starlette
 
+from bench.feeds import Key
 from bot import model as m
 from bot.config import Config, ConfigError, graphemes, parse
 from bot.curator import Curator
@@ -37,7 +32,6 @@ from bot.store import Store
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
 BOT = "did:plc:numpolbot"
-SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 # ---- helpers shared with the end-to-end tests ------------------------------------------------------
@@ -79,27 +73,6 @@ def tagged_post(author: m.Author, rkey: str, category: str | None, at: datetime,
     tags = {"numpolville", category} if category else {"numpolville"}
     return m.Post("bluesky", uri, f"{uri} cid", f"https://bsky.app/x/{rkey}", author, "lien #numpolville",
                   at, visibility, frozenset(tags))
-
-
-class Key:
-    """An ES256K key, signing compact JWTs as a PDS does (low-S signatures)."""
-
-    def __init__(self) -> None:
-        self.private = ec.generate_private_key(ec.SECP256K1())
-        raw = self.private.public_key().public_bytes(serialization.Encoding.X962,
-                                                     serialization.PublicFormat.UncompressedPoint)
-        self.did_key = format_did_key("ES256K", raw)
-
-    def sign(self, signing_input: bytes) -> bytes:
-        r, s = decode_dss_signature(self.private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
-        s = min(s, SECP256K1_ORDER - s)
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
-
-    def token(self, **claims: Any) -> str:
-        enc = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
-        head = enc(json.dumps({"typ": "JWT", "alg": "ES256K"}).encode())
-        body = enc(json.dumps(claims).encode())
-        return f"{head}.{body}.{enc(self.sign(f'{head}.{body}'.encode()))}"
 
 
 class Resolver:
@@ -340,3 +313,39 @@ def test_doctor_checks_the_service_as_the_appview_calls_it(site: dict[str, Any],
     for key in list(site["store"].feed_generators()):
         site["store"].feed_generator_removed(key)
     assert doctor.bluesky_feeds(config).status == "warn"
+
+
+def test_an_opt_out_written_by_another_process_shows_on_the_next_page(store: Store) -> None:
+    """The excluded authors are cached between pages; a write through another connection (the bot
+    beside the site) must still show at once."""
+    alice = m.Author("bluesky", "did:plc:alice", "alice.test")
+    seed(store, [tagged_post(alice, "a", "projet", T0)])
+    assert len(store.feed_page(None, None, 50)) == 1
+    other = Store(store.path)
+    other.apply(m.PostSeen(tagged_post(alice, "a", "projet", T0)), [m.OptOut("bluesky", alice.id, "alice")])
+    assert store.feed_page(None, None, 50) == []
+
+
+def test_signatures_low_s_only_and_p256_keys_too() -> None:
+    from bot.feedgen.auth import verified
+
+    for key in (Key(), Key(p256=True)):
+        good = key.sign(b"a.b")
+        assert verified(key.did_key, b"a.b", good)
+        assert not verified(key.did_key, b"a.b", key.sign(b"a.b", high_s=True))  # malleable twin
+        assert not verified(key.did_key, b"a.c", good)
+        assert not verified(key.did_key, b"a.b", good[:63])
+        assert not verified(Key(p256=key.alg == "ES256").did_key, b"a.b", good)
+    assert not verified("did:key:zNotAKey", b"a.b", bytes(64))
+
+
+def test_a_kept_page_is_dropped_by_a_write_from_another_process(site: dict[str, Any]) -> None:
+    http, posts = site["http"], site["posts"]
+    feed = feed_uri(BOT, "all")
+    assert get_skeleton(http, feed=feed).json() == get_skeleton(http, feed=feed).json()  # kept
+    other = Store(site["config"].database)  # the bot, beside the site
+    Curator(site["config"], other).handle(m.ModeratorWithdrawal("bluesky", posts[-1].uri, "modo"))
+    assert [i["post"] for i in get_skeleton(http, feed=feed).json()["feed"]] == \
+        [p.uri for p in reversed(posts[:-1])]
+    Curator(site["config"], site["store"]).handle(m.ModeratorWithdrawal("bluesky", posts[-2].uri, "modo"))
+    assert len(get_skeleton(http, feed=feed).json()["feed"]) == 10  # and one through the site's own store

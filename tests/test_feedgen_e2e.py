@@ -22,6 +22,7 @@ from atproto import models
 from starlette.applications import Starlette
 from typer.testing import CliRunner
 
+from bench.feeds import Key
 from bot import model as m
 from bot.bluesky.convert import split_uri, to_post
 from bot.cli import app as cli
@@ -33,7 +34,7 @@ from bot.feedgen.publish import publish
 from bot.feedgen.routes import routes
 from bot.store import Store
 from tests.bsky_network import BlueskyNetwork, require_bsky
-from tests.test_feedgen import Key, bound_socket, serve
+from tests.test_feedgen import bound_socket, serve
 
 POST = "app.bsky.feed.post"
 

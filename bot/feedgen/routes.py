@@ -4,8 +4,9 @@ getFeedSkeleton. Every error is an XRPC error body (`{"error", "message"}`)."""
 
 from __future__ import annotations
 
+import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.config import Config, did_web
@@ -13,6 +14,8 @@ from bot.feedgen.auth import KeyCache, ServiceAuth, sdk_resolver
 from bot.feedgen.feeds import Feed, feeds
 from bot.feedgen.skeleton import XrpcError, skeleton
 from bot.store import Store
+
+PAGES_KEPT = 1000  # pages kept between two changes of the database
 
 
 def routes(config: Config, store: Store, *, keys: KeyCache | None = None) -> list[Route]:
@@ -32,6 +35,8 @@ class FeedService:
         self.did = config.bluesky.feeds.service_did
         self.feeds = {f.key: f for f in feeds(config)}
         self.auth = ServiceAuth(self.did, keys)
+        self._version: tuple[int, int] | None = None
+        self._pages: dict[tuple[str | None, ...], bytes] = {}
 
     def published(self) -> dict[str, Feed]:
         """The feeds whose generator record is published, by at:// URI (read on every request:
@@ -52,9 +57,22 @@ class FeedService:
     async def describe(self, request: Request) -> JSONResponse:
         return JSONResponse({"did": self.did, "feeds": [{"uri": uri} for uri in self.published()]})
 
-    async def skeleton(self, request: Request) -> JSONResponse:
+    async def skeleton(self, request: Request) -> Response:
+        """A page, the same for everyone: kept until the database changes (`Store.version`, moved
+        by any write, from any process), so the pages everyone asks for cost no query."""
         try:
             await self.auth.verify(request.headers.get("authorization"))
-            return JSONResponse(skeleton(self.store, self.published(), request.query_params))
+            version, params = self.store.version(), request.query_params
+            key = (params.get("feed"), params.get("limit"), params.get("cursor"))
+            if version != self._version:
+                self._pages.clear()
+                self._version = version
+            body = self._pages.get(key)
+            if body is None:
+                body = orjson.dumps(skeleton(self.store, self.published(), params))
+                if len(self._pages) >= PAGES_KEPT:
+                    self._pages.clear()
+                self._pages[key] = body
+            return Response(body, media_type="application/json")
         except XrpcError as e:
             return JSONResponse(e.body(), e.status)
