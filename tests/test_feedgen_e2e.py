@@ -34,6 +34,7 @@ from bot.feedgen.publish import publish
 from bot.feedgen.routes import routes
 from bot.store import Store
 from tests.bsky_network import BlueskyNetwork, require_bsky
+from tests.test_bluesky_profile import png
 from tests.test_feedgen import bound_socket, serve
 
 POST = "app.bsky.feed.post"
@@ -196,6 +197,21 @@ def test_bad_tokens_from_a_real_pds_are_refused(world: World) -> None:
         assert (r.status_code, r.json()["error"]) == (401, error), r.text
 
 
+def test_an_avatar_is_published_once(world: World, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    image = tmp_path / "avatar.png"
+    image.write_bytes(png())
+    c = world.config
+    config = replace(c, bluesky=replace(c.bluesky, feeds=replace(c.bluesky.feeds, avatar=str(image))))
+    bot = world.client("bot")
+    assert [p.outcome for p in publish(bot, world.net.did("bot"), config, world.store)] == ["updated"] * 5
+    assert [p.outcome for p in publish(bot, world.net.did("bot"), config, world.store)] == ["unchanged"] * 5
+    av = world.net.appview_client()
+    view = world.net.wait_until(lambda: _generator(av, world.feed("projet")).view.avatar, what="the avatar")
+    assert view.startswith("http")
+
+
 def test_cli_publish_is_idempotent_list_links_and_unpublish_removes(world: World, tmp_path: Path) -> None:
     net, c = world.net, world.config
     conf = tmp_path / "c.toml"
@@ -204,6 +220,8 @@ def test_cli_publish_is_idempotent_list_links_and_unpublish_removes(world: World
                     f'[bluesky.feeds]\nenabled = true\nplc_directory = "{net.plc_url}"\n')
     env = {"NUMPOLVILLE_BLUESKY_PASSWORD": net.accounts["bot"]["password"]}
     runner = CliRunner()
+    first = runner.invoke(cli, ["feeds", "publish", "-c", str(conf)], env=env)  # the avatar goes
+    assert first.exit_code == 0 and first.output.count("updated") == 5, first.output
     published = runner.invoke(cli, ["feeds", "publish", "-c", str(conf)], env=env)
     assert published.exit_code == 0, published.output
     assert published.output.count("unchanged") == 5
