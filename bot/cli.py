@@ -138,6 +138,9 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
     rows += [("bluesky.enabled", str(c.bluesky.enabled)), ("bluesky.service", c.bluesky.service),
              ("bluesky.handle", c.bluesky.handle), ("bluesky.app_password", secret(c.bluesky.password)),
              ("bluesky.source", c.bluesky.source)]
+    f = c.bluesky.feeds
+    rows += [("bluesky.feeds.enabled", str(f.enabled)), ("bluesky.feeds.service_did", f.service_did),
+             ("bluesky.feeds.plc_directory", f.plc_directory)]
     rows += [(f"categories.{cat.number}", f"{cat.key} ({cat.title(c.language)}) {' '.join(cat.aliases)}")
              for cat in c.categories]
     p = c.policy

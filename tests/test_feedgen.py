@@ -349,3 +349,23 @@ def test_a_kept_page_is_dropped_by_a_write_from_another_process(site: dict[str, 
         [p.uri for p in reversed(posts[:-1])]
     Curator(site["config"], site["store"]).handle(m.ModeratorWithdrawal("bluesky", posts[-2].uri, "modo"))
     assert len(get_skeleton(http, feed=feed).json()["feed"]) == 10  # and one through the site's own store
+
+
+def test_feeds_commands_say_what_is_missing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'database = "{tmp_path / "db.sqlite"}"\n[web]\npublic_url = "https://veille.example.org"\n')
+    runner = CliRunner()
+    off = runner.invoke(app, ["feeds", "publish", "-c", str(conf)])
+    assert off.exit_code == 2 and "bluesky.feeds.enabled" in off.output
+    conf.write_text(conf.read_text() + "[bluesky.feeds]\nenabled = true\n")
+    nobody = runner.invoke(app, ["feeds", "publish", "-c", str(conf)])
+    assert nobody.exit_code == 2 and "bluesky.handle" in nobody.output
+    listed = runner.invoke(app, ["feeds", "list", "-c", str(conf)])
+    assert listed.exit_code == 0 and "numpolville·Prospective" in listed.output
+    assert "not published" in listed.output and "feeds publish" in listed.output
+    checked = runner.invoke(app, ["config", "check", "-c", str(conf)])
+    assert "did:web:veille.example.org" in checked.output
