@@ -369,3 +369,15 @@ def test_feeds_commands_say_what_is_missing(tmp_path: Path) -> None:
     assert "not published" in listed.output and "feeds publish" in listed.output
     checked = runner.invoke(app, ["config", "check", "-c", str(conf)])
     assert "did:web:veille.example.org" in checked.output
+
+
+def test_a_moderators_withdrawal_unboosts_and_is_final(store: Store) -> None:
+    alice = m.Author("bluesky", "did:plc:alice", "alice.test")
+    post = tagged_post(alice, "boosted", "projet", T0)
+    cur = Curator(parse({}), store)
+    [boost] = cur.handle(m.PostSeen(post))
+    store.intent_done(boost, "at://did:plc:numpolbot/app.bsky.feed.repost/x")
+    [unboost] = cur.handle(m.ModeratorWithdrawal("bluesky", post.uri, "modo"))
+    assert isinstance(unboost.action, m.Unboost) and store.item("bluesky", post.uri).state == "withdrawn"
+    assert cur.handle(m.ModeratorWithdrawal("bluesky", post.uri, "modo")) == []  # already withdrawn
+    assert store.feed_page(None, None, 50) == []
