@@ -84,6 +84,7 @@ class Resolver:
 
     async def __call__(self, did: str, refresh: bool) -> str:
         self.calls.append((did, refresh))
+        await asyncio.sleep(0.01)  # a PLC round trip, during which other requests arrive
         if did not in self.keys:
             raise DidNotFoundError(f"Unable to resolve DID {did}")  # as the SDK's resolver does
         return self.keys[did]
@@ -381,3 +382,18 @@ def test_a_moderators_withdrawal_unboosts_and_is_final(store: Store) -> None:
     assert isinstance(unboost.action, m.Unboost) and store.item("bluesky", post.uri).state == "withdrawn"
     assert cur.handle(m.ModeratorWithdrawal("bluesky", post.uri, "modo")) == []  # already withdrawn
     assert store.feed_page(None, None, 50) == []
+
+
+def test_tokens_arriving_together_from_a_new_issuer_resolve_its_key_once() -> None:
+    from bot.feedgen.auth import ServiceAuth
+
+    key, resolver = Key(), Resolver()
+    resolver.keys["did:plc:new"] = key.did_key
+    auth = ServiceAuth("did:web:x", KeyCache(resolver))
+    header = "Bearer " + key.token(iss="did:plc:new", aud="did:web:x", exp=int(time.time()) + 60)
+
+    async def together() -> list[str | None]:
+        return await asyncio.gather(*(auth.verify(header) for _ in range(20)))
+
+    assert asyncio.run(together()) == ["did:plc:new"] * 20
+    assert resolver.calls == [("did:plc:new", False)]

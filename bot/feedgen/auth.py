@@ -12,6 +12,7 @@ P-256 keys go through the SDK's own algorithm.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -52,6 +53,7 @@ class KeyCache:
         self.resolve, self.ttl, self.min_refresh, self.size, self.clock = (
             resolve, ttl, min_refresh, size, clock)
         self._keys: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[str]] = {}
 
     async def get(self, did: str, refresh: bool = False) -> str:
         """The key of `did`; `refresh` (a signature failed): fetch it again unless fetched within
@@ -61,7 +63,11 @@ class KeyCache:
         if cached and now - cached[1] < (self.min_refresh if refresh else self.ttl):
             self._keys.move_to_end(did)
             return cached[0]
-        key = await self.resolve(did, refresh)
+        task = self._pending.get(did)  # requests arriving together wait for the same fetch
+        if task is None:
+            task = self._pending[did] = asyncio.ensure_future(self.resolve(did, refresh))
+            task.add_done_callback(lambda _, d=did: self._pending.pop(d, None))  # type: ignore[misc]
+        key = await task
         self._keys[did] = (key, now)
         self._keys.move_to_end(did)
         while len(self._keys) > self.size:
