@@ -80,6 +80,23 @@ class MastodonConfig:
 
 
 @dataclass(frozen=True)
+class FeedsConfig:
+    """Bluesky custom feeds served by the web server (`[bluesky.feeds]`): one for every classified
+    post ("all") and one per category, published as `app.bsky.feed.generator` records."""
+
+    enabled: bool = False
+    service_did: str = ""  # "": did:web: + the host of [web] public_url
+    plc_directory: str = "https://plc.directory"  # where a token issuer's did:plc is resolved
+    names: dict[str, str] = field(default_factory=dict)  # feed key ("all", a category) -> name
+    descriptions: dict[str, str] = field(default_factory=dict)
+    avatar: str = ""  # an image file for every feed, optional
+
+
+FEED_NAME_GRAPHEMES = 24  # app.bsky.feed.generator displayName
+FEED_DESCRIPTION_GRAPHEMES = 300
+
+
+@dataclass(frozen=True)
 class BlueskyConfig:
     enabled: bool = False
     service: str = "https://bsky.social"
@@ -90,6 +107,7 @@ class BlueskyConfig:
     firehose_url: str = "wss://bsky.network/xrpc"
     poll_interval: float = 60.0
     set_bot_label: bool = True
+    feeds: FeedsConfig = FeedsConfig()
 
 
 @dataclass(frozen=True)
@@ -226,8 +244,10 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
                     public_url=w.string("public_url", "").rstrip("/"), title=w.string("title", ""),
                     trusted_proxies=tuple(w.strings("trusted_proxies", [])))
     _check_web(web, source)
+    categories = _categories(raw, source)
+    bluesky = replace(bluesky, feeds=_feeds(b.section("feeds"), web, categories, source))
     config = Config(hashtag=hashtag, language=language, database=database, mastodon=mastodon,
-                    bluesky=bluesky, categories=_categories(raw, source), policy=policy,
+                    bluesky=bluesky, categories=categories, policy=policy,
                     texts=_texts(r.section("texts"), source), digest=digest, web=web, source=source,
                     warnings=tuple(warnings))
     return _with_env_secrets(config, source)
@@ -261,6 +281,46 @@ def _check_web(web: WebConfig, source: str) -> None:
         raise ConfigError(source, "web.bind", 'an address and a port such as "127.0.0.1:8080"')
     if web.public_url and not web.public_url.startswith(("https://", "http://")):
         raise ConfigError(source, "web.public_url", 'an absolute URL such as "https://veille.example.org"')
+
+
+def did_web(public_url: str) -> str:
+    """The did:web of a site's host (a port is percent-encoded: did:web:localhost%3A8080)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(public_url).netloc
+    return f"did:web:{host.replace(':', '%3A')}" if host else ""
+
+
+def graphemes(text: str) -> int:
+    """User-perceived characters, as Bluesky counts them (an emoji with modifiers is one)."""
+    import regex
+
+    return len(regex.findall(r"\X", text))
+
+
+def _feeds(f: _Reader, web: WebConfig, categories: tuple[Category, ...], source: str) -> FeedsConfig:
+    keys = ("all", *(c.key for c in categories))
+    texts: dict[str, dict[str, str]] = {}
+    for table, limit in (("names", FEED_NAME_GRAPHEMES), ("descriptions", FEED_DESCRIPTION_GRAPHEMES)):
+        values = f.raw(table, {})
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            raise ConfigError(source, f"bluesky.feeds.{table}", "a table of feed key = \"text\"")
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(source, f"bluesky.feeds.{table}.{key}", f"a feed key, one of {keys}")
+            if not value.strip() or graphemes(value) > limit:
+                raise ConfigError(source, f"bluesky.feeds.{table}.{key}",
+                                  f"a text of 1 to {limit} characters (Bluesky's limit)")
+        texts[table] = dict(values)
+    service_did = f.string("service_did", "") or did_web(web.public_url)
+    feeds = FeedsConfig(enabled=f.flag("enabled", False), service_did=service_did,
+                        plc_directory=f.string("plc_directory", FeedsConfig.plc_directory).rstrip("/"),
+                        names=texts["names"], descriptions=texts["descriptions"],
+                        avatar=f.string("avatar", ""))
+    if feeds.enabled and not service_did.startswith(("did:web:", "did:plc:")):
+        raise ConfigError(source, "bluesky.feeds.service_did",
+                          "a did:web: or did:plc: DID, or [web] public_url set to derive did:web: from it")
+    return feeds
 
 
 def _categories(raw: dict[str, Any], source: str) -> tuple[Category, ...]:

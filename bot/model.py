@@ -113,7 +113,16 @@ class ModeratorDecision:
     by: str
 
 
-Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision]
+@dataclass(frozen=True)
+class ModeratorWithdrawal:
+    """A moderator takes an item out of the veille (the web desk's "withdraw")."""
+
+    network: Network
+    uri: str
+    by: str
+
+
+Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision, ModeratorWithdrawal]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from bot.model import (
     Item,
     ItemState,
     ModeratorDecision,
+    ModeratorWithdrawal,
     Network,
     NoteUnclear,
     OptOut,
@@ -48,6 +49,9 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
         return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
     if isinstance(event, PromptTimedOut):
         return _timed_out(event, ctx)
+    if isinstance(event, ModeratorWithdrawal):
+        return _withdraw(ctx.item, "withdrawn", f"withdrawn by the moderator {event.by}", event.uri,
+                         event.network)
     return _moderator_decision(event, ctx, config)
 
 

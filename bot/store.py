@@ -87,6 +87,17 @@ SCHEMA: list[str] = [
     ALTER TABLE sources ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE items ADD COLUMN boost_note TEXT;
     """,
+    # 5 (issue 16): Bluesky custom feeds. A page seeks (created_at, uri) in an index of the classified
+    # Bluesky posts alone (per category, and all of them); the published generator records.
+    """
+    CREATE INDEX items_feed ON items (category, created_at, uri)
+        WHERE network = 'bluesky' AND state = 'classified';
+    CREATE INDEX items_feed_all ON items (created_at, uri)
+        WHERE network = 'bluesky' AND state = 'classified';
+    CREATE TABLE feed_generators (
+        rkey TEXT PRIMARY KEY, uri TEXT NOT NULL UNIQUE, cid TEXT, published_at TEXT NOT NULL
+    );
+    """,
 ]
 
 
@@ -119,6 +130,7 @@ class Store:
         # One connection shared by the bot's threads: the lock keeps a transaction from
         # swallowing another thread's statements.
         self.lock = threading.RLock()
+        self._excluded: tuple[tuple[int, int], str, str] | None = None  # see `_digest_args`
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -137,6 +149,12 @@ class Store:
                 for statement in filter(str.strip, sql.split(";")):
                     conn.execute(statement)
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
+
+    def version(self) -> tuple[int, int]:
+        """Changes when the database does: a write on this connection moves `total_changes`, one
+        on another connection (another process) moves `data_version`. For caches of reads."""
+        with self.lock:
+            return self._exec("PRAGMA data_version").fetchone()[0], self.db.conn.total_changes
 
     def schema_version(self) -> int:
         return self._exec("SELECT max(version) FROM _migrations").fetchone()[0] or 0
@@ -478,10 +496,16 @@ class Store:
         return out
 
     def _digest_args(self, since: str, until: str) -> tuple[str, str, str, str]:
-        """The parameters of `_DIGEST_SHOWN`."""
-        excluded = sorted(self.digest_excluded_authors())
-        return (since, until, json.dumps([a for _, a in excluded]),
-                json.dumps([f"{n} {a}" for n, a in excluded]))
+        """The parameters of `_DIGEST_SHOWN`. The excluded authors are read again only once the
+        database has changed (`version`): a feed page costs no scan of the authors, and an opt-out
+        still shows at once."""
+        with self.lock:
+            version = self.version()
+            if self._excluded is None or self._excluded[0] != version:
+                excluded = sorted(self.digest_excluded_authors())
+                self._excluded = (version, json.dumps([a for _, a in excluded]),
+                                  json.dumps([f"{n} {a}" for n, a in excluded]))
+            return (since, until, self._excluded[1], self._excluded[2])
 
     def digest_shares(self, since: str, until: str) -> list[tuple[Any, ...]]:
         """What grouping and ranking the entries of a period needs, one row per item a digest may
@@ -515,6 +539,41 @@ class Store:
             "SELECT rowid, network, uri, url, author_handle, text, link, link_title, created_at, "
             "state, category FROM items WHERE rowid IN (SELECT value FROM json_each(?)) "
             "ORDER BY created_at, network, uri", json.dumps(list(rowids)))
+
+    # ---- Bluesky custom feeds -------------------------------------------------------------------
+
+    # The posts a feed shows: Bluesky's classified ones that a digest may show, newest first, from a
+    # (created_at, uri) position on. `_DIGEST_SHOWN`'s window ends just past the position's second,
+    # so the index range starts there (a seek, whatever the depth); the row value breaks the tie.
+    _FEED_PAGE = ("SELECT created_at, uri FROM items INDEXED BY {index} WHERE network = 'bluesky' "
+                  "AND state = 'classified' {category} AND " + _DIGEST_SHOWN +
+                  " AND (created_at, uri) < (?5, ?6) ORDER BY created_at DESC, uri DESC LIMIT ?7")
+    _FEED_END = "\U0010ffff"  # after every stored string
+
+    def feed_page(self, category: str | None, before: tuple[str, str] | None,
+                  limit: int) -> list[tuple[str, str]]:
+        """(created_at, uri) of up to `limit` posts of a feed (a category, or None for all of them),
+        newest first, older than the position `before` (a previous page's last row)."""
+        created_at, uri = before or (self._FEED_END, self._FEED_END)
+        args: tuple[Any, ...] = (*self._digest_args("", created_at + self._FEED_END), created_at, uri, limit)
+        if category is None:
+            sql = self._FEED_PAGE.format(index="items_feed_all", category="")
+        else:
+            sql = self._FEED_PAGE.format(index="items_feed", category="AND category = ?8")
+            args += (category,)
+        return [(c, u) for c, u in self._exec(sql, args).fetchall()]
+
+    def feed_generator_published(self, rkey: str, uri: str, cid: str | None) -> None:
+        self._exec("INSERT INTO feed_generators VALUES (?, ?, ?, ?) ON CONFLICT (rkey) DO UPDATE SET "
+                   "uri = excluded.uri, cid = excluded.cid, published_at = excluded.published_at",
+                   (rkey, uri, cid, iso(self.clock())))
+
+    def feed_generator_removed(self, rkey: str) -> None:
+        self._exec("DELETE FROM feed_generators WHERE rkey = ?", (rkey,))
+
+    def feed_generators(self) -> dict[str, str]:
+        """rkey -> at:// URI of the published feed generator records."""
+        return {k: u for k, u in self._exec("SELECT rkey, uri FROM feed_generators ORDER BY rkey")}
 
     def digest_state(self, period: str, network: str) -> str | None:
         row = self._one("SELECT state FROM digests WHERE period = ? AND network = ?", period, network)
