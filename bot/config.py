@@ -23,6 +23,7 @@ LANGUAGES = ("fr", "en")
 PROMPT_POLICIES = ("followers", "everyone", "never")
 BOOST_POLICIES = ("classified", "detected")
 ACK_POLICIES = ("favourite", "reply", "none")
+BOT_POLICIES = ("classify", "ignore", "prompt")
 BLUESKY_SOURCES = ("jetstream", "firehose", "search")
 
 
@@ -65,6 +66,9 @@ class Policy:
     prompt_timeout_hours: float = 48
     max_prompts_per_author_per_day: int = 5
     moderators: tuple[str, ...] = ()
+    # Accounts flagged as bots: "classify" (recorded, classified when they tag a category, never
+    # prompted), "ignore" (not recorded) or "prompt" (treated like people).
+    bots: str = "classify"
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         prompt_timeout_hours=pol.number("prompt_timeout_hours", 48),
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
+        bots=pol.choice("bots", "classify", BOT_POLICIES),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),

@@ -23,11 +23,16 @@ class Author:
     bio: str = ""
     follows_bot: bool | None = None  # None: not checked (the adapter checks only when it matters)
     labels: tuple[str, ...] = ()  # Bluesky self-labels, e.g. "!no-unauthenticated"
+    bot: bool = False  # Mastodon's `bot` flag (on Bluesky, the self-label "bot")
 
     def refuses_bots(self) -> bool:
         """#nobot, #noindex or #noai anywhere in the bio, in any case."""
         bio = self.bio.casefold()
         return any(tag in bio for tag in OPT_OUT_BIO_TAGS)
+
+    def is_bot(self) -> bool:
+        """An automated account, as it says itself: it cannot answer, and two bots can loop."""
+        return self.bot or "bot" in self.labels
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Item:
     prompt_uri: str | None = None
     boosted: bool = False
     unknown_replies: int = 0
+    help_replies: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,11 +210,12 @@ class OptOut:
 
 
 @dataclass(frozen=True)
-class NoteUnclear:
-    """An answer the parser could not read: counted, so the bot explains only once."""
+class NoteReply:
+    """A "help" or "not understood" reply given for an item: counted, so each is given once."""
 
     network: Network
     uri: str
+    text_key: Literal["help", "not_understood"]
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ class Ignore:
 
 
 Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               NoteUnclear, Ignore]
+               NoteReply, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

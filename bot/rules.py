@@ -6,6 +6,8 @@ network effects to the adapter. Each rule says why it acts, so the event log can
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bot.config import Config
 from bot.model import (
     Acknowledge,
@@ -19,7 +21,7 @@ from bot.model import (
     ItemState,
     ModeratorDecision,
     Network,
-    NoteUnclear,
+    NoteReply,
     OptOut,
     Post,
     PostDeleted,
@@ -66,6 +68,8 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "already recorded")]
     if post.author.refuses_bots():
         return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
+    if post.author.is_bot() and config.policy.bots == "ignore":
+        return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
     category = category_from_tags(post.tags, post.text, config.categories)
     if category:
         return [Record(post, "classified", category, post.author.handle,
@@ -83,6 +87,8 @@ def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     policy = config.policy
     if ctx.author.opted_out:
         return "the author opted out of prompts"
+    if post.author.is_bot() and policy.bots != "prompt":
+        return "a bot account: never prompted (policy.bots)"
     if policy.prompt == "never":
         return "prompt policy is never"
     if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
@@ -114,12 +120,11 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
     if answer.kind == "optout":
         return [OptOut(post.network, post.author.id, post.author.handle),
                 Reply(post, "opt_out", visibility=reply_vis)]
-    if answer.kind == "help":
-        return [Reply(post, "help", visibility=reply_vis)]
-    if item.unknown_replies == 0:
-        return [NoteUnclear(item.network, item.uri),
-                Reply(post, "not_understood", visibility=reply_vis)]
-    return [Ignore(post.network, post.uri, "not understood again; staying quiet")]
+    key: Literal["help", "not_understood"] = "help" if answer.kind == "help" else "not_understood"
+    if (item.help_replies if key == "help" else item.unknown_replies) == 0:
+        return [NoteReply(item.network, item.uri, key), Reply(post, key, visibility=reply_vis)]
+    return [Ignore(post.network, post.uri, f"{key.replace('_', ' ')} already replied for this item; "
+                                           "staying quiet")]
 
 
 def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
