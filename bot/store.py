@@ -161,6 +161,7 @@ class Store:
         removes it). Under the lock: a thread still writing finishes first."""
         with self.lock:
             self.db.conn.close()
+        log.info("database %s closed", self.path)
 
     # ---- reading what the core needs ------------------------------------------------------------
 

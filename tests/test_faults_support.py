@@ -76,6 +76,20 @@ max_prompts_per_author_per_day = 1000
     return config
 
 
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a `python -m bot` child: this one, the repository importable, `env`."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env}
+
+
+def numpolville(config: Path, *args: str, env: dict[str, str] | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A one-off `python -m bot ARGS --config F` (export, forget, digest --post, doctor), run in
+    the config's folder as `BotProcess` is; its output captured."""
+    return subprocess.run([sys.executable, "-m", "bot", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=process_env(env or {}), cwd=config.parent)
+
+
 class BotProcess:
     """`python -m bot run --config F --log-format json`, its stderr appended to `log`."""
 
@@ -84,9 +98,7 @@ class BotProcess:
         self.handle = log.open("a", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(config), "--log-format", fmt],
-            stdout=self.handle, stderr=self.handle, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200",
-                 **env},
+            stdout=self.handle, stderr=self.handle, stdin=subprocess.DEVNULL, env=process_env(env),
             cwd=config.parent)  # no stray .env from the repository
 
     def alive(self) -> bool:
