@@ -3,8 +3,9 @@ run` process (and one-off commands: forget, export, digest --post, doctor) again
 Mastodon-API server; what people would see is read on the server (notifications, the bot's
 replies), what stays on disk is read from the database files' raw bytes.
 
-The Bluesky half of the digest test is in `test_digest_thread_on_bluesky_has_no_mention_facet`.
-The parser's negations are a table in `test_parser.py`."""
+On Bluesky (the reference network, at the end): the digest thread carries no mention facet, and
+an account with the self-label "bot" is never prompted. The parser's negations are a table in
+`test_parser.py`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,9 +22,14 @@ from typing import Any
 
 import pytest
 
+from tests.bsky_network import BlueskyNetwork
 from tests.mastodon_server import MastodonServer
+from tests.test_bluesky_e2e import Bot as BlueskyBot
+from tests.test_bluesky_e2e import row as bsky_row
+from tests.test_bluesky_e2e import tagged as bsky_tagged
 from tests.test_faults_support import (
     BOT,
+    PASSWORD_ENV,
     TAG,
     TOKEN_ENV,
     BotProcess,
@@ -247,3 +254,95 @@ def test_a_readable_env_file_is_warned_and_fails_doctor(server: MastodonServer, 
     assert fix not in numpolville(config, "stats").stderr
     [line] = [x for x in numpolville(config, "doctor").stdout.splitlines() if "secrets file" in x]
     assert line.startswith("✔"), line
+
+
+# ---- Bluesky: the digest thread (1) and a self-labelled bot (6) on the reference network ----------
+# The bot is the in-process Runtime + BlueskyAdapter (as in test_faults_bluesky.py); the thread is
+# posted by the real `numpolville digest --post` process.
+
+@pytest.fixture(scope="module")
+def bsky(bsky_network: BlueskyNetwork) -> Iterator[tuple[BlueskyNetwork, dict[str, Any]]]:
+    """Logged-in clients; dan follows the bot (undone afterwards: the network is shared)."""
+    if not bsky_network.has_appview:
+        pytest.skip("the Bluesky tests need the AppView (PostgreSQL)")
+    clients = {name: bsky_network.client(name) for name in ("bot", "alice", "carol", "dan")}
+    follow = clients["dan"].follow(bsky_network.did("bot")).uri
+    yield bsky_network, clients
+    clients["dan"].delete_follow(follow)
+
+
+def bluesky_config(net: BlueskyNetwork, tmp_path: Path) -> Path:
+    config = tmp_path / "numpolville.toml"
+    config.write_text(f"""
+hashtag = "{TAG}"
+database = "{tmp_path / 'bot.db'}"
+
+[bluesky]
+enabled = true
+service = "{net.pds_url}"
+handle = "{net.handle('bot')}"
+source = "firehose"
+firehose_url = "{net.firehose_url}"
+""", encoding="utf-8")
+    return config
+
+
+def test_digest_thread_on_bluesky_has_no_mention_facet(bsky: tuple[BlueskyNetwork, dict[str, Any]],
+                                                       tmp_path: Path) -> None:
+    net, people = bsky
+    carol, bot_did = net.handle("carol"), net.did("bot")
+    b = BlueskyBot(net, tmp_path / "bot.db").start()
+    try:
+        post = people["alice"].send_post(text=f"@{carol} lance un atelier {time.time_ns()} "
+                                              f"#{TAG} #projet")
+        wait_for(lambda: (r := bsky_row(b.store, post.uri)) and r["boost_ref"], timeout=30,
+                 what="the quoting post classified and reposted")
+    finally:
+        b.stop()
+    today = datetime.now(timezone.utc).date()
+    out = numpolville(bluesky_config(net, tmp_path), "digest", "--format", "md", "--since",
+                      (today - timedelta(days=3)).isoformat(), "--until", today.isoformat(), "--post",
+                      env={PASSWORD_ENV: net.accounts["bot"]["password"]})
+    assert out.returncode == 0, out.stderr
+    [(refs,)] = query(tmp_path / "bot.db", "SELECT refs FROM digests WHERE network = 'bluesky'")
+    uris = [ref.split()[0] for ref in json.loads(refs)]
+    thread = [net.wait_visible(uri).record for uri in uris]
+    assert any(f"@\u200b{carol}" in p.text for p in thread), [p.text for p in thread]
+    features = [f.py_type for p in thread for facet in p.facets or () for f in facet.features]
+    assert "app.bsky.richtext.facet#mention" not in features, features
+    notes = people["carol"].app.bsky.notification.list_notifications({"limit": 100}).notifications
+    assert [n for n in notes if n.author.did == bot_did and n.reason == "mention"] == []
+
+
+def test_a_bluesky_account_labelled_bot_is_never_prompted(bsky: tuple[BlueskyNetwork, dict[str, Any]],
+                                                          tmp_path: Path) -> None:
+    from bot.bluesky.profile import PROFILE, read_profile, with_bot_label
+
+    net, people = bsky
+    dan, did = people["dan"], net.did("dan")
+    before, _ = read_profile(dan, did)
+
+    def labels() -> list[str]:
+        view = net.appview_client().app.bsky.actor.get_profile({"actor": did})
+        return [label.val for label in view.labels or () if label.src == did]
+
+    dan.com.atproto.repo.put_record({"repo": did, "collection": PROFILE, "rkey": "self",
+                                     "record": with_bot_label(before)})
+    try:
+        net.wait_until(lambda: "bot" in labels(), what="dan's bot label indexed")
+        b = BlueskyBot(net, tmp_path / "bot.db").start()
+        try:
+            post = bsky_tagged(dan, f"Dépêche automatique {time.time_ns()}")
+            wait_for(lambda: bsky_row(b.store, post.uri), timeout=30, what="the labelled post recorded")
+            row = bsky_row(b.store, post.uri)
+            assert row and row["state"] == "seen" and "bot account" in row["reason"], row
+            assert b.store._all("SELECT bot FROM authors WHERE id = ?", did) == [{"bot": 1}]
+        finally:
+            b.stop()
+    finally:
+        if before is None:
+            dan.com.atproto.repo.delete_record({"repo": did, "collection": PROFILE, "rkey": "self"})
+        else:
+            dan.com.atproto.repo.put_record({"repo": did, "collection": PROFILE, "rkey": "self",
+                                             "record": before})
+        net.wait_until(lambda: "bot" not in labels(), what="dan's bot label gone")
