@@ -144,7 +144,7 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
     rows += [("policy.prompt", p.prompt), ("policy.boost", p.boost), ("policy.acknowledge", p.acknowledge),
              ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
              ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
-             ("policy.moderators", ", ".join(p.moderators))]
+             ("policy.moderators", ", ".join(p.moderators)), ("policy.bots", p.bots)]
     return rows
 
 

@@ -118,6 +118,8 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
             actions.append(Boost(item.network, item.uri, item.ref))
         return actions
     if answer.kind == "optout":
+        if ctx.author.opted_out:  # "stop" five times is one confirmation, not five
+            return [Ignore(post.network, post.uri, "already opted out; staying quiet")]
         return [OptOut(post.network, post.author.id, post.author.handle),
                 Reply(post, "opt_out", visibility=reply_vis)]
     key: Literal["help", "not_understood"] = "help" if answer.kind == "help" else "not_understood"

@@ -151,6 +151,12 @@ def test_stop_opts_out_and_confirms() -> None:
     assert actions[1].text_key == "opt_out"  # type: ignore[union-attr]
 
 
+def test_a_second_stop_is_not_confirmed_again() -> None:
+    again = seen(post(text="stop", uri="r2", reply_to="p1"), prompted_item=item(),
+                 author=m.AuthorState(opted_out=True))
+    assert kinds(again) == ["Ignore"]
+
+
 def test_help_and_unknown_answers() -> None:
     assert [a.text_key for a in answer("aide") if isinstance(a, m.Reply)] == ["help"]
     assert kinds(answer("bof")) == ["NoteReply", "Reply"]
