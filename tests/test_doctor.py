@@ -81,7 +81,7 @@ def test_streaming_off_is_only_a_warning(masto: Path, mastodon_server) -> None:
     mastodon_server.streaming_enabled = False
     code, out = doctor_cli(masto)
     assert code == 0, out
-    assert "! mastodon streaming" in out and "polling every 60 s will be used" in out
+    assert "! mastodon streaming" in out and "still read by polling every 60 s" in out
 
 
 def test_unreachable_server_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

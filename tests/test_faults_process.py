@@ -131,7 +131,12 @@ def test_status_reflects_sources_and_fails_when_the_server_is_gone(
         assert modes == {"tag": ("streaming", "running"), "mentions": ("streaming", "running")}
 
         server.stop()  # streams cut, every request refused
-        time.sleep(3.5)
+        # The streams fall back to polling, whose requests fail after their retries (3.5 s).
+        def down() -> bool:
+            code, report = status(tmp_path, 2)
+            return code == 1 and {s["state"] for s in report["sources"]} == {"failing"}
+
+        wait_for(down, timeout=20, what="failing sources, for longer than 2 s")
         code, report = status(tmp_path, 2)
         print("\nserver down:", report["problem"])
         # Unhealthy, each source failing (the problem says "failing" or, between two restart

@@ -256,8 +256,10 @@ def test_polling_when_the_server_has_no_streaming(world: MastodonServer, tmp_pat
     try:
         status, _ = prompt_and_answer(b, world, "alice", "2")
         wait_for(lambda: b.item(status["id"])["category"] == "contexte", what="the classification")
-        assert "no stream" in caplog.text and "polling every 0.2 s" in caplog.text
+        assert "the stream could not be opened" in caplog.text and "polling every 0.2 s" in caplog.text
         assert world.open_streams() == 0
+        reasons = {s["name"]: s["reason"] for s in b.store.health()["sources"]}
+        assert "could not be opened (InvalidStatus" in reasons["tag"], reasons
     finally:
         b.stop()
 
@@ -269,7 +271,7 @@ def test_polling_the_tag_when_the_server_has_no_hashtag_stream(world: MastodonSe
     try:
         status, _ = prompt_and_answer(b, world, "alice", "1")
         wait_for(lambda: b.item(status["id"])["category"] == "projet", what="the classification")
-        assert "mastodon tag: no stream" in caplog.text
+        assert "mastodon tag: the server refused the subscription" in caplog.text
         assert world.open_streams() == 1
     finally:
         b.stop()
