@@ -85,6 +85,7 @@ class AuthorState:
 
     opted_out: bool = False
     prompts_today: int = 0
+    erased_at: datetime | None = None  # when `forget` erased her, if it did
 
 
 # ---- events: what happened, as the adapters report it -------------------------------------------
@@ -219,6 +220,15 @@ class NoteReply:
 
 
 @dataclass(frozen=True)
+class Unseen:
+    """A post by an erased author, written before her erasure (seen again on the network):
+    nothing of it is stored, not even that it was seen."""
+
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
 class Ignore:
     network: Network
     uri: str
@@ -226,7 +236,7 @@ class Ignore:
 
 
 Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               NoteReply, Ignore]
+               NoteReply, Unseen, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

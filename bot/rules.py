@@ -33,6 +33,7 @@ from bot.model import (
     Reply,
     SetState,
     Unboost,
+    Unseen,
     Visibility,
 )
 from bot.parser import category_from_tags, parse_answer
@@ -56,6 +57,9 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
 def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     if post.author.id in ctx.bot_ids:
         return [Ignore(post.network, post.uri, "the bot's own post")]
+    erased_at = ctx.author.erased_at
+    if erased_at is not None and post.created_at <= erased_at:
+        return [Unseen(post.network, post.uri)]
     if ctx.prompted_item is not None:
         return _answer(post, ctx.prompted_item, ctx, config)
     if post.has_tag(config.hashtag):

@@ -91,14 +91,15 @@ SCHEMA: list[str] = [
     ALTER TABLE sources ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE items ADD COLUMN boost_note TEXT;
     """,
-    # 5 (issue 13): bot accounts; one help reply per item; what an erasure keeps of an opted-out
-    # person (network, account id, opted out: no text, no handle), so she is never prompted again
+    # 5 (issue 13): bot accounts; one help reply per item; what an erasure keeps of a person
+    # (network, account id, opted out, when: no text, no handle): her posts from before are never
+    # stored again, and if she had said "stop" she is never prompted again
     """
     ALTER TABLE authors ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE items ADD COLUMN help_replies INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE suppressions (
-        network TEXT NOT NULL, account_id TEXT NOT NULL, opted_out INTEGER NOT NULL DEFAULT 1,
-        PRIMARY KEY (network, account_id)
+        network TEXT NOT NULL, account_id TEXT NOT NULL, opted_out INTEGER NOT NULL DEFAULT 0,
+        erased_at TEXT NOT NULL, PRIMARY KEY (network, account_id)
     );
     """,
 ]
@@ -192,15 +193,17 @@ class Store:
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
         """Opted out (in her profile, or in the suppression record an erasure left) and how many
         prompts she had in the last 24 hours."""
-        opted_out = self._exec(
+        opted_out, erased_at = self._exec(
             "SELECT EXISTS (SELECT 1 FROM authors WHERE network = ?1 AND id = ?2 AND opted_out) "
-            "OR EXISTS (SELECT 1 FROM suppressions WHERE network = ?1 AND account_id = ?2 "
-            "AND opted_out)", (network, author_id)).fetchone()[0]
+            "OR coalesce(s.opted_out, 0), s.erased_at FROM (SELECT 1) "
+            "LEFT JOIN suppressions s ON s.network = ?1 AND s.account_id = ?2",
+            (network, author_id)).fetchone()
         since = iso(self.clock() - timedelta(days=1))
         count = self._exec(
             "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
             (network, author_id, since)).fetchone()[0]
-        return m.AuthorState(opted_out=bool(opted_out), prompts_today=count)
+        return m.AuthorState(opted_out=bool(opted_out), prompts_today=count,
+                             erased_at=datetime.fromisoformat(erased_at) if erased_at else None)
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
         if isinstance(event, (m.PostSeen, m.PostEdited)):
@@ -219,6 +222,8 @@ class Store:
         at = iso(self.clock())
         intents: list[Intent] = []
         post = event.post if isinstance(event, (m.PostSeen, m.PostEdited)) else None
+        if any(isinstance(a, m.Unseen) for a in actions):
+            return []  # an erased author's old post: not even her profile is written back
         with self.transaction():
             if post:
                 self._upsert_author(post.author, at)
@@ -389,8 +394,9 @@ class Store:
 
     def forget(self, author: str) -> int:
         """Erase an author (a data-protection request): her items, her profile, every event and
-        intent about her or her posts (her answers included). What stays, if she had opted out,
-        is a suppression record (network, account id: no text, no handle) so that she is never
+        intent about her or her posts (her answers included). What stays is a suppression record
+        (network, account id, opted out, when: no text, no handle): her posts from before, seen
+        again on the network, are never stored again, and if she had said "stop" she is never
         prompted again. The erased bytes leave the disk: `secure_delete` zeroes them in the
         database file, then a truncating checkpoint empties the WAL that still held them.
         Returns the number of items erased."""
@@ -402,9 +408,12 @@ class Store:
                 (handle, handle, handle, handle)).fetchall()
             count = 0
             for network, author_id in ids:
-                self._exec("INSERT OR IGNORE INTO suppressions (network, account_id) SELECT network, id "
-                           "FROM authors WHERE network = ? AND id = ? AND opted_out",
-                           (network, author_id))
+                self._exec(
+                    "INSERT INTO suppressions (network, account_id, opted_out, erased_at) "
+                    "VALUES (?1, ?2, coalesce((SELECT opted_out FROM authors WHERE network = ?1 "
+                    "AND id = ?2), 0), ?3) ON CONFLICT (network, account_id) DO UPDATE SET "
+                    "opted_out = max(opted_out, excluded.opted_out), erased_at = excluded.erased_at",
+                    (network, author_id, self.clock().astimezone(timezone.utc).isoformat()))
                 for sql in (
                         "DELETE FROM {} WHERE network = ?1 AND uri IN "
                         "(SELECT uri FROM items WHERE network = ?1 AND author_id = ?2)",

@@ -101,6 +101,14 @@ def prompted(r: Running, who: str, text: str) -> tuple[dict[str, Any], Any]:
     return post, prompt
 
 
+def around_today() -> list[str]:
+    """A digest period holding what was posted just now: whole days (`--since` alone ends at the
+    current minute), one after today's UTC date too (the period is in Paris time)."""
+    today = datetime.now(timezone.utc).date()
+    return ["--since", (today - timedelta(days=2)).isoformat(),
+            "--until", (today + timedelta(days=1)).isoformat()]
+
+
 def disk_bytes(db: Path) -> bytes:
     """Every byte of the database's files: the file itself, its WAL and shared memory."""
     return b"".join(p.read_bytes() for p in db.parent.iterdir() if p.name.startswith(db.name))
@@ -117,8 +125,7 @@ def test_digest_thread_notifies_no_one_it_quotes(running: Running) -> None:
                                    f"un atelier #{TAG} #projet")
     wait_for(lambda: (r.item(quoting["id"]) or {}).get("boosted_at"), timeout=20,
              what="the quoting post classified and boosted")
-    since = (datetime.now(timezone.utc) - timedelta(days=2)).date().isoformat()
-    out = numpolville(r.config, "digest", "--format", "md", "--since", since, "--post",
+    out = numpolville(r.config, "digest", "--format", "md", "--post", *around_today(),
                       env={TOKEN_ENV: r.token})
     assert out.returncode == 0, out.stderr
     thread = [s for s in server.statuses(BOT) if s.visibility == "public"]
@@ -299,10 +306,8 @@ def test_digest_thread_on_bluesky_has_no_mention_facet(bsky: tuple[BlueskyNetwor
                  what="the quoting post classified and reposted")
     finally:
         b.stop()
-    today = datetime.now(timezone.utc).date()
-    out = numpolville(bluesky_config(net, tmp_path), "digest", "--format", "md", "--since",
-                      (today - timedelta(days=3)).isoformat(), "--until", today.isoformat(), "--post",
-                      env={PASSWORD_ENV: net.accounts["bot"]["password"]})
+    out = numpolville(bluesky_config(net, tmp_path), "digest", "--format", "md", "--post",
+                      *around_today(), env={PASSWORD_ENV: net.accounts["bot"]["password"]})
     assert out.returncode == 0, out.stderr
     [(refs,)] = query(tmp_path / "bot.db", "SELECT refs FROM digests WHERE network = 'bluesky'")
     uris = [ref.split()[0] for ref in json.loads(refs)]

@@ -9,6 +9,7 @@ with the answer's category, prompted exactly once and boosted exactly once on th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -141,7 +142,9 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """A short-lived read-only second connection, as `numpolville export` would open."""
     for attempt in range(50):
         try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            # closed at once: a connection left to the garbage collector (its statement cache
+            # refers back to it) keeps the bot's close from folding the WAL in
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
                 return conn.execute(sql, args).fetchall()
         except sqlite3.OperationalError:
             if attempt == 49:

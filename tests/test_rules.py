@@ -251,3 +251,12 @@ def test_messages_list_the_categories_in_the_configured_language() -> None:
     english = parse({"language": "en"})
     thanks = message(english, m.Reply(post(), "thanks", "prospective"))
     assert thanks == 'Thanks! Filed under "Foresight".'
+
+
+def test_an_erased_author_s_old_posts_are_unseen() -> None:
+    erased = m.AuthorState(erased_at=T0)
+    old, new = post(), replace(post(), created_at=T0.replace(hour=10))
+    assert kinds(seen(old, author=erased)) == ["Unseen"]
+    assert kinds(seen(post(text="aide", uri="r1", reply_to="p1"), prompted_item=item(),
+                      author=erased)) == ["Unseen"]
+    assert kinds(seen(new, author=erased)) == ["Record", "Prompt"]  # she shares again

@@ -1,7 +1,8 @@
 """The store: idempotent writes, intents that survive a restart, migrations, forgetting."""
 
 import json
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot import model as m
@@ -131,13 +132,20 @@ def test_forget_leaves_only_a_suppression_and_no_bytes(tmp_path: Path) -> None:
     assert store.forget("alice@home.test") == 1
     dump = json.dumps([list(store.db[t].rows) for t in ("items", "events", "authors", "intents")])
     assert "alice" not in dump and "MARQUEUR" not in dump and '"a1"' not in dump and '"a2"' not in dump
-    assert list(store.db["suppressions"].rows) == [{"network": "mastodon", "account_id": "1",
-                                                    "opted_out": 1}]
+    [kept] = store.db["suppressions"].rows
+    assert {k: v for k, v in kept.items() if k != "erased_at"} == {
+        "network": "mastodon", "account_id": "1", "opted_out": 1}
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("db.sqlite"))
     assert b"MARQUEUR" not in raw and b"alice@home" not in raw
     assert (tmp_path / "db.sqlite-wal").stat().st_size == 0
-    # She posts again: recorded, never prompted, never in a digest.
-    assert curator.handle(m.PostSeen(tagged("u3"))) == []
+    # Her old posts, seen again on the network, leave no trace; a new one is recorded, never
+    # prompted, never in a digest.
+    events = store.db["events"].count
+    assert curator.handle(m.PostSeen(reply("a1", f"aide {marker}", "p1"))) == []
+    assert curator.handle(m.PostSeen(tagged("u1"))) == []
+    assert store.db["events"].count == events and store.db["authors"].count == 1  # carol's
+    new = replace(tagged("u3"), created_at=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert curator.handle(m.PostSeen(new)) == []
     assert store.item("mastodon", "u3").state == "seen"  # type: ignore[union-attr]
     assert ("mastodon", "1") in store.digest_excluded_authors()
 
