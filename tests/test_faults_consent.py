@@ -140,6 +140,20 @@ def test_digest_thread_notifies_no_one_it_quotes(running: Running) -> None:
     assert [n["type"] for n in server.notifications("carol")] == ["mention"]  # user1's own post
 
 
+# ---- 2: a negated category is not an answer --------------------------------------------------------
+
+def test_pas_projet_is_not_read_as_projet(running: Running) -> None:
+    r = running
+    post, prompt = prompted(r, "user8", "Un partage https://example.org/pas")
+    negated = answer(r, "user8", prompt.id, "pas projet")
+    wait_for(lambda: r.read([negated["uri"]]) and r.settled(), timeout=20, what="the answer read")
+    assert (r.item(post["id"]) or {}).get("state") == "prompted"
+    assert [s.in_reply_to_id for s in r.replies_to({negated["id"]})] == [negated["id"]]  # not understood
+    answer(r, "user8", prompt.id, "contexte")
+    wait_for(lambda: (r.item(post["id"]) or {}).get("category") == "contexte", timeout=20,
+             what="the plain answer classifies")
+
+
 # ---- 3: at most one help and one not-understood reply per item ----------------------------------
 
 def test_five_help_requests_get_one_help_reply(running: Running) -> None:
