@@ -104,7 +104,10 @@ def run(config: ConfigOpt = None,
         from bot.runtime import Runtime, build_adapters
 
         store = _store(loaded)
-        Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+        try:
+            Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+        finally:
+            store.close()  # the WAL is folded into the database and removed
 
     _guarded(body)
 
@@ -147,7 +150,7 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
     rows += [("policy.prompt", p.prompt), ("policy.boost", p.boost), ("policy.acknowledge", p.acknowledge),
              ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
              ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
-             ("policy.moderators", ", ".join(p.moderators))]
+             ("policy.moderators", ", ".join(p.moderators)), ("policy.bots", p.bots)]
     return rows
 
 
@@ -226,7 +229,9 @@ def forget(author: Annotated[str, typer.Argument(help="Handle (alice@example.org
            config: ConfigOpt = None,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
            ) -> None:
-    """Erase an author's items and events (a data-protection request)."""
+    """Erase an author's items, events and pending actions, off the disk too (a data-protection
+    request). If she had said "stop", only that is kept (no text, no handle): she is not asked
+    again."""
     def body() -> None:
         store = _store(_load(config))
         if not yes and not typer.confirm(f"Erase every item and event of {author}?"):

@@ -23,6 +23,7 @@ LANGUAGES = ("fr", "en")
 PROMPT_POLICIES = ("followers", "everyone", "never")
 BOOST_POLICIES = ("classified", "detected")
 ACK_POLICIES = ("favourite", "reply", "none")
+BOT_POLICIES = ("classify", "ignore", "prompt")
 BLUESKY_SOURCES = ("jetstream", "firehose", "search")
 
 
@@ -65,6 +66,9 @@ class Policy:
     prompt_timeout_hours: float = 48
     max_prompts_per_author_per_day: int = 5
     moderators: tuple[str, ...] = ()
+    # Accounts flagged as bots: "classify" (recorded, classified when they tag a category, never
+    # prompted), "ignore" (not recorded) or "prompt" (treated like people).
+    bots: str = "classify"
 
 
 @dataclass(frozen=True)
@@ -170,18 +174,22 @@ def resolve_path(path: str | Path | None) -> Path:
 
 
 def load(path: str | Path | None = None, *, required: bool = False) -> Config:
-    """Read, validate and complete the configuration. A missing default file means defaults."""
+    """Read, validate and complete the configuration. A missing default file means defaults.
+    A `.env` other users can read is loaded, with a warning that says how to fix it."""
     load_dotenv()
+    env_warning = env_file_problem()
     p = resolve_path(path)
     if not p.exists():
         if required or path or os.environ.get(ENV_CONFIG):
             raise ConfigError(str(p), "(file)", "the file does not exist; `numpolville init` writes one")
-        return _with_env_secrets(Config(), str(p))
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(p), "(syntax)", f"valid TOML ({e})") from None
-    return parse(raw, str(p))
+        config = _with_env_secrets(Config(), str(p))
+    else:
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(str(p), "(syntax)", f"valid TOML ({e})") from None
+        config = parse(raw, str(p))
+    return replace(config, warnings=(env_warning, *config.warnings)) if env_warning else config
 
 
 def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
@@ -233,6 +241,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         prompt_timeout_hours=pol.number("prompt_timeout_hours", 48),
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
+        bots=pol.choice("bots", "classify", BOT_POLICIES),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),
@@ -388,6 +397,19 @@ def check_ready(config: Config) -> None:
     if b.enabled and not b.password:
         raise ConfigError(config.source, "bluesky (app password)",
                           f"an app password in ${ENV_BLUESKY_PASSWORD} or .env; `numpolville init` helps")
+
+
+def env_file_problem(path: Path = Path(".env")) -> str:
+    """What is wrong with the secrets file's permissions ("" when nothing): it holds the tokens,
+    so no one but its owner may read it."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return ""
+    if not mode & 0o077:
+        return ""
+    return (f"{path} holds secrets and other users can access it (mode {mode:04o}); "
+            f"run: chmod 600 {path}")
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:

@@ -63,8 +63,11 @@ def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
         yield failed("config", str(e), f"fix the file, or {INIT} to write one")
         return
     yield passed("config", f"{config.source} is valid")
+    env_problem = cfg.env_file_problem()
     for warning in config.warnings:
-        yield warned("config", warning)
+        if warning != env_problem:  # failed below, not only warned
+            yield warned("config", warning)
+    yield secrets_file(Path(".env"))
     if not (config.mastodon.enabled or config.bluesky.enabled):
         yield failed("networks", "neither Mastodon nor Bluesky is enabled", INIT)
     yield guarded("database", database, config.database)
@@ -77,6 +80,16 @@ def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
 
 
 # ---- local -----------------------------------------------------------------------------------------
+
+def secrets_file(path: Path) -> Check:
+    """`.env` holds the tokens: only its owner may read it (every command warns, doctor fails)."""
+    problem = cfg.env_file_problem(path)
+    if problem:
+        return failed("secrets file", problem, f"chmod 600 {path}")
+    if not path.exists():
+        return Check("secrets file", "n/a", f"no {path}: secrets come from the environment")
+    return passed("secrets file", f"{path}: readable by its owner only")
+
 
 def database(path: Path) -> Check:
     """The store opens (which applies migrations), is at the latest schema and takes a write."""

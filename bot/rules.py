@@ -6,6 +6,8 @@ network effects to the adapter. Each rule says why it acts, so the event log can
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bot.config import Config
 from bot.model import (
     Acknowledge,
@@ -20,7 +22,7 @@ from bot.model import (
     ModeratorDecision,
     ModeratorWithdrawal,
     Network,
-    NoteUnclear,
+    NoteReply,
     OptOut,
     Post,
     PostDeleted,
@@ -32,6 +34,7 @@ from bot.model import (
     Reply,
     SetState,
     Unboost,
+    Unseen,
     Visibility,
 )
 from bot.parser import category_from_tags, parse_answer
@@ -58,6 +61,9 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
 def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     if post.author.id in ctx.bot_ids:
         return [Ignore(post.network, post.uri, "the bot's own post")]
+    erased_at = ctx.author.erased_at
+    if erased_at is not None and post.created_at <= erased_at:
+        return [Unseen(post.network, post.uri)]
     if ctx.prompted_item is not None:
         return _answer(post, ctx.prompted_item, ctx, config)
     if post.has_tag(config.hashtag):
@@ -70,6 +76,8 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "already recorded")]
     if post.author.refuses_bots():
         return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
+    if post.author.is_bot() and config.policy.bots == "ignore":
+        return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
     category = category_from_tags(post.tags, post.text, config.categories)
     if category:
         return [Record(post, "classified", category, post.author.handle,
@@ -87,6 +95,8 @@ def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     policy = config.policy
     if ctx.author.opted_out:
         return "the author opted out of prompts"
+    if post.author.is_bot() and policy.bots != "prompt":
+        return "a bot account: never prompted (policy.bots)"
     if policy.prompt == "never":
         return "prompt policy is never"
     if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
@@ -116,14 +126,15 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
             actions.append(Boost(item.network, item.uri, item.ref))
         return actions
     if answer.kind == "optout":
+        if ctx.author.opted_out:  # "stop" five times is one confirmation, not five
+            return [Ignore(post.network, post.uri, "already opted out; staying quiet")]
         return [OptOut(post.network, post.author.id, post.author.handle),
                 Reply(post, "opt_out", visibility=reply_vis)]
-    if answer.kind == "help":
-        return [Reply(post, "help", visibility=reply_vis)]
-    if item.unknown_replies == 0:
-        return [NoteUnclear(item.network, item.uri),
-                Reply(post, "not_understood", visibility=reply_vis)]
-    return [Ignore(post.network, post.uri, "not understood again; staying quiet")]
+    key: Literal["help", "not_understood"] = "help" if answer.kind == "help" else "not_understood"
+    if (item.help_replies if key == "help" else item.unknown_replies) == 0:
+        return [NoteReply(item.network, item.uri, key), Reply(post, key, visibility=reply_vis)]
+    return [Ignore(post.network, post.uri, f"{key.replace('_', ' ')} already replied for this item; "
+                                           "staying quiet")]
 
 
 def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:

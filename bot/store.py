@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +22,8 @@ from typing import Any, get_args
 import sqlite_utils
 
 from bot import model as m
+
+log = logging.getLogger("numpolville.store")
 
 SCHEMA: list[str] = [
     # 1: the first schema
@@ -98,7 +102,19 @@ SCHEMA: list[str] = [
         rkey TEXT PRIMARY KEY, uri TEXT NOT NULL UNIQUE, cid TEXT, published_at TEXT NOT NULL
     );
     """,
+    # 6 (issue 13): bot accounts; one help reply per item; what an erasure keeps of a person
+    # (network, account id, opted out, when: no text, no handle): her posts from before are never
+    # stored again, and if she had said "stop" she is never prompted again
+    """
+    ALTER TABLE authors ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN help_replies INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE suppressions (
+        network TEXT NOT NULL, account_id TEXT NOT NULL, opted_out INTEGER NOT NULL DEFAULT 0,
+        erased_at TEXT NOT NULL, PRIMARY KEY (network, account_id)
+    );
+    """,
 ]
+CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
 
 def now() -> datetime:
@@ -134,6 +150,9 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten with zeros, not left in free space: an erasure (`forget`)
+        # must take the bytes off the disk.
+        conn.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     # ---- schema ---------------------------------------------------------------------------------
@@ -167,7 +186,11 @@ class Store:
             return self.db.conn.execute(sql, args)
 
     def close(self) -> None:
-        self.db.conn.close()
+        """Close the connection (the last one to close folds the WAL into the database file and
+        removes it). Under the lock: a thread still writing finishes first."""
+        with self.lock:
+            self.db.conn.close()
+        log.info("database %s closed", self.path)
 
     # ---- reading what the core needs ------------------------------------------------------------
 
@@ -186,12 +209,19 @@ class Store:
         return _item(row) if row else None
 
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
-        row = self._one("SELECT opted_out FROM authors WHERE network = ? AND id = ?", network, author_id)
+        """Opted out (in her profile, or in the suppression record an erasure left) and how many
+        prompts she had in the last 24 hours."""
+        opted_out, erased_at = self._exec(
+            "SELECT EXISTS (SELECT 1 FROM authors WHERE network = ?1 AND id = ?2 AND opted_out) "
+            "OR coalesce(s.opted_out, 0), s.erased_at FROM (SELECT 1) "
+            "LEFT JOIN suppressions s ON s.network = ?1 AND s.account_id = ?2",
+            (network, author_id)).fetchone()
         since = iso(self.clock() - timedelta(days=1))
         count = self._exec(
             "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
             (network, author_id, since)).fetchone()[0]
-        return m.AuthorState(opted_out=bool(row and row["opted_out"]), prompts_today=count)
+        return m.AuthorState(opted_out=bool(opted_out), prompts_today=count,
+                             erased_at=datetime.fromisoformat(erased_at) if erased_at else None)
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
         if isinstance(event, (m.PostSeen, m.PostEdited)):
@@ -209,16 +239,22 @@ class Store:
         """Store the actions in one transaction; return the new network effects to carry out."""
         at = iso(self.clock())
         intents: list[Intent] = []
+        post = event.post if isinstance(event, (m.PostSeen, m.PostEdited)) else None
+        if any(isinstance(a, m.Unseen) for a in actions):
+            return []  # an erased author's old post: not even her profile is written back
         with self.transaction():
-            if isinstance(event, (m.PostSeen, m.PostEdited)):
-                self._upsert_author(event.post.author, at)
+            if post:
+                self._upsert_author(post.author, at)
             for action in actions:
-                intent = self._apply_one(action, at)
+                # An action on the event's post (an ignored answer too) is logged with its
+                # author, so that `forget` finds every trace of her.
+                author = post.author.id if post and _describe(action)[1] == post.uri else None
+                intent = self._apply_one(action, at, author)
                 if intent:
                     intents.append(intent)
         return intents
 
-    def _apply_one(self, a: m.Action, at: str) -> Intent | None:
+    def _apply_one(self, a: m.Action, at: str, author: str | None = None) -> Intent | None:
         if isinstance(a, m.Record):
             self._record(a, at)
         elif isinstance(a, m.Classify):
@@ -227,13 +263,14 @@ class Store:
         elif isinstance(a, m.SetState):
             self._update(a.network, a.uri, at, state=a.state, reason=a.reason,
                          deleted=int(a.state == "deleted"))
-        elif isinstance(a, m.NoteUnclear):
-            self._exec("UPDATE items SET unknown_replies = unknown_replies + 1 "
-                                 "WHERE network = ? AND uri = ?", (a.network, a.uri))
+        elif isinstance(a, m.NoteReply):
+            column = "help_replies" if a.text_key == "help" else "unknown_replies"
+            self._exec(f"UPDATE items SET {column} = {column} + 1 WHERE network = ? AND uri = ?",
+                       (a.network, a.uri))
         elif isinstance(a, m.OptOut):
             self._exec("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
                                  (a.network, a.author_id))
-        self.log(a, at)
+        self.log(a, at, author)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
 
     def _record(self, a: m.Record, at: str) -> None:
@@ -262,19 +299,22 @@ class Store:
 
     def _upsert_author(self, a: m.Author, at: str) -> None:
         self._exec(
-            "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
+            "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, bot, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
             "handle = excluded.handle, follows_bot = coalesce(excluded.follows_bot, follows_bot), "
-            "nobot = excluded.nobot, labels = excluded.labels, updated_at = excluded.updated_at",
+            "nobot = excluded.nobot, labels = excluded.labels, bot = excluded.bot, "
+            "updated_at = excluded.updated_at",
             (a.network, a.id, a.handle, a.follows_bot, int(a.refuses_bots()),
-             json.dumps(list(a.labels)), at))
+             json.dumps(list(a.labels)), int(a.is_bot()), at))
 
-    def log(self, a: m.Action, at: str | None = None) -> None:
-        """Append to the event log: what the bot did and why (no post text, no secrets)."""
-        network, uri, author, reason = _describe(a)
+    def log(self, a: m.Action, at: str | None = None, author: str | None = None) -> None:
+        """Append to the event log: what the bot did and why (no post text, no secrets); `author`
+        when the action itself names none (an ignored answer)."""
+        network, uri, described, reason = _describe(a)
         self._exec(
             "INSERT INTO events (at, network, uri, author_id, action, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (at or iso(self.clock()), network, uri, author, type(a).__name__.lower(), reason))
+            (at or iso(self.clock()), network, uri, described or author, type(a).__name__.lower(),
+             reason))
 
     # ---- intents: exactly-once effects ----------------------------------------------------------
 
@@ -371,7 +411,13 @@ class Store:
             "sum(boosted_at IS NOT NULL) AS boosted FROM items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 
     def forget(self, author: str) -> int:
-        """Erase an author's items, events and profile (a data-protection request)."""
+        """Erase an author (a data-protection request): her items, her profile, every event and
+        intent about her or her posts (her answers included). What stays is a suppression record
+        (network, account id, opted out, when: no text, no handle): her posts from before, seen
+        again on the network, are never stored again, and if she had said "stop" she is never
+        prompted again. The erased bytes leave the disk: `secure_delete` zeroes them in the
+        database file, then a truncating checkpoint empties the WAL that still held them.
+        Returns the number of items erased."""
         handle = author.lstrip("@")
         with self.transaction():
             ids = self._exec(
@@ -380,17 +426,41 @@ class Store:
                 (handle, handle, handle, handle)).fetchall()
             count = 0
             for network, author_id in ids:
-                uris = [r[0] for r in self._exec(
-                    "SELECT uri FROM items WHERE network = ? AND author_id = ?", (network, author_id))]
-                for uri in uris:
-                    self._exec("DELETE FROM events WHERE network = ? AND uri = ?", (network, uri))
-                    self._exec("DELETE FROM intents WHERE network = ? AND uri = ?", (network, uri))
+                self._exec(
+                    "INSERT INTO suppressions (network, account_id, opted_out, erased_at) "
+                    "VALUES (?1, ?2, coalesce((SELECT opted_out FROM authors WHERE network = ?1 "
+                    "AND id = ?2), 0), ?3) ON CONFLICT (network, account_id) DO UPDATE SET "
+                    "opted_out = max(opted_out, excluded.opted_out), erased_at = excluded.erased_at",
+                    (network, author_id, self.clock().astimezone(timezone.utc).isoformat()))
+                for sql in (
+                        "DELETE FROM {} WHERE network = ?1 AND uri IN "
+                        "(SELECT uri FROM items WHERE network = ?1 AND author_id = ?2)",
+                        "DELETE FROM {} WHERE network = ?1 AND uri IN "
+                        "(SELECT uri FROM events WHERE network = ?1 AND author_id = ?2 AND uri != '')"):
+                    for table in ("events", "intents"):
+                        self._exec(sql.format(table), (network, author_id))
+                self._exec("DELETE FROM intents WHERE network = ? "
+                           "AND json_extract(payload, '$.post.author.id') = ?", (network, author_id))
+                self._exec("DELETE FROM events WHERE network = ? AND author_id = ?", (network, author_id))
                 count += self._exec("DELETE FROM items WHERE network = ? AND author_id = ?",
-                                              (network, author_id)).rowcount
-                self._exec("DELETE FROM events WHERE network = ? AND author_id = ?",
-                                     (network, author_id))
+                                    (network, author_id)).rowcount
                 self._exec("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))
-            return count
+        if not self.truncate_wal():
+            log.warning("the WAL could not be emptied (a reader kept it busy): the erased rows may "
+                        "stay in %s-wal until the bot's next checkpoint", self.path)
+        return count
+
+    def truncate_wal(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes, so the frames written
+        before a deletion are gone. It waits for readers of older frames (the running bot, an
+        export): tried for a few seconds; False if a reader kept it from finishing."""
+        for _ in range(CHECKPOINT_TRIES):
+            with self.lock:
+                busy = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            time.sleep(0.1)
+        return False
 
     def find_item(self, uri_or_url: str) -> m.Item | None:
         row = self._one("SELECT * FROM items WHERE uri = ? OR url = ? OR ref = ?",
@@ -488,7 +558,9 @@ class Store:
         (or #noindex, #noai) in their bio, or labelled `!no-unauthenticated`."""
         rows = self._exec(
             "SELECT network, id, opted_out, nobot, labels FROM authors WHERE opted_out OR nobot "
-            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]'))").fetchall()
+            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]')) "
+            "UNION SELECT network, account_id, opted_out, 0, NULL FROM suppressions WHERE opted_out"
+        ).fetchall()
         out = set()
         for network, id_, opted_out, nobot, labels in rows:
             if opted_out or nobot or "!no-unauthenticated" in (json.loads(labels) if labels else []):
@@ -650,4 +722,4 @@ def _item(row: dict[str, Any]) -> m.Item:
                   author_handle=row["author_handle"], state=row["state"],
                   visibility=row["visibility"], category=row["category"],
                   prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
-                  unknown_replies=row["unknown_replies"])
+                  unknown_replies=row["unknown_replies"], help_replies=row["help_replies"])
