@@ -79,6 +79,7 @@ class AuthorState:
 
     opted_out: bool = False
     prompts_today: int = 0
+    blocked: bool = False  # a moderator blocked the author: never prompted, never listed
 
 
 # ---- events: what happened, as the adapters report it -------------------------------------------
@@ -113,7 +114,40 @@ class ModeratorDecision:
     by: str
 
 
-Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision]
+@dataclass(frozen=True)
+class ModeratorWithdrawal:
+    """A moderator takes an item off the veille (the web desk): unboosted, never listed."""
+
+    network: Network
+    uri: str
+    by: str
+
+
+@dataclass(frozen=True)
+class ModeratorRestore:
+    """A moderator puts a withdrawn item back (the web desk)."""
+
+    network: Network
+    uri: str
+    by: str
+
+
+@dataclass(frozen=True)
+class ModeratorBlock:
+    """A moderator blocks (`blocked`) or unblocks an author (the web desk)."""
+
+    network: Network
+    author_id: str
+    handle: str
+    by: str
+    blocked: bool = True
+
+
+# The decisions a moderator takes by name (on the web desk or with `numpolville classify`): each
+# is also written to the event log as a decision, the desk's history.
+DECISIONS = (ModeratorDecision, ModeratorWithdrawal, ModeratorRestore, ModeratorBlock)
+Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision,
+              ModeratorWithdrawal, ModeratorRestore, ModeratorBlock]
 
 
 @dataclass(frozen=True)
@@ -204,6 +238,17 @@ class OptOut:
 
 
 @dataclass(frozen=True)
+class SetBlocked:
+    """A moderator's block (or unblock) of an author."""
+
+    network: Network
+    author_id: str
+    handle: str
+    blocked: bool
+    by: str
+
+
+@dataclass(frozen=True)
 class NoteUnclear:
     """An answer the parser could not read: counted, so the bot explains only once."""
 
@@ -219,7 +264,7 @@ class Ignore:
 
 
 Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               NoteUnclear, Ignore]
+               SetBlocked, NoteUnclear, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

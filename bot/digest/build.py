@@ -264,10 +264,10 @@ def _listed(store: Store, groups: list[Group], cap: int, tz: Any) -> dict[str, l
     owner = {i: g for g in rows for i in g.rowids}
     for r in store.digest_items(owner):  # in the order of an entry's shares
         rows[owner[r["rowid"]]].append(r)
-    return {k: [_entry(rows[g], g.category, tz) for g in gs] for k, gs in chosen.items()}
+    return {k: [make_entry(rows[g], g.category, tz) for g in gs] for k, gs in chosen.items()}
 
 
-def _entry(rows: list[dict[str, Any]], category: str, tz: Any) -> Entry:
+def make_entry(rows: list[dict[str, Any]], category: str, tz: Any) -> Entry:
     """An entry from its shares' full rows, oldest first."""
     links = [n for n in map(normalize_url, (r["link"] for r in rows)) if n]
     link = next((n for n in links if n.startswith("https:")), links[0] if links else None)

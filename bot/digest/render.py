@@ -205,7 +205,7 @@ def environment(config: Config, templates_dir: Path | None = None) -> jinja2.Env
     return env
 
 
-TEMPLATES = ("digest.md.j2", "digest.html.j2")
+TEMPLATES = ("digest.md.j2", "digest.html.j2", "digest_body.html.j2")
 _ENVIRONMENTS: dict[Any, jinja2.Environment] = {}
 
 
@@ -251,10 +251,10 @@ def render(digest: Digest, config: Config, fmt: str, *, templates_dir: Path | No
 
 # ---- feeds ----------------------------------------------------------------------------------------
 
-def entry_html(entry: Entry, digest: Digest) -> str:
+def entry_html(entry: Entry, language: str) -> str:
     """An entry's description for feed readers (which render it as HTML): built escaped, then
     cleaned by nh3 with http(s) links only, as a second line of defence."""
-    w = WORDS[digest.language]
+    w = WORDS[language]
     parts = []
     if entry.excerpt:
         parts.append(f"<p>{_esc(entry.excerpt)}</p>")
@@ -295,8 +295,8 @@ def render_feed(digest: Digest, fmt: str) -> str:
         fe.title(entry.title)
         if entry.url:
             fe.link(href=entry.url)
-        fe.description(entry_html(entry, digest)) if fmt == "rss" else fe.content(
-            entry_html(entry, digest), type="html")
+        fe.description(entry_html(entry, lang)) if fmt == "rss" else fe.content(
+            entry_html(entry, lang), type="html")
         if fmt == "atom":
             fe.summary(entry.excerpt or entry.title)
         fe.category(term=entry.category, label=digest.labels[entry.category])

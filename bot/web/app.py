@@ -1,0 +1,87 @@
+"""The web application: the veille's public site, its feeds and the moderation desk, one ASGI app
+(Starlette) that reads through the store and sends moderators' decisions through the rules.
+
+`create_app(config, store, dispatch=..., extra_routes=...)`: `extra_routes` is where other
+features mount their own routes (the Bluesky feed generator's /.well-known/did.json and
+/xrpc/app.bsky.feed.*, for instance); they get the same security headers and come before the
+site's own routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.config import Config
+from bot.curator import Curator
+from bot.model import Event
+from bot.store import Store
+from bot.web import desk, feeds, pages
+from bot.web.auth import SESSION_SECONDS, RateLimit, session_secret
+from bot.web.site import Site
+
+STATIC = Path(__file__).parent / "static"
+# No script at all, styles from the site and inline style attributes (the digest's, which must
+# also work pasted into an e-mail), forms only to the site itself, never inside a frame.
+CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+def create_app(config: Config, store: Store, *, dispatch: Callable[[Event], Any] | None = None,
+               extra_routes: Sequence[BaseRoute] = (), secret: str | None = None,
+               cache_seconds: float = 2.0) -> Starlette:
+    """The site over `store`. `dispatch` takes a moderator's decision (an event): by default a
+    Curator of this store, whose intents stay pending for the running bot's effect worker; `run`
+    passes its runtime's `emit`, which also queues them at once. `cache_seconds`: how long a
+    built digest page (/, /archive/PERIOD) is reused."""
+    site = Site(config, store, dispatch or Curator(config, store).handle, cache_seconds)
+    routes = [*extra_routes, *pages.ROUTES, *feeds.ROUTES, *desk.ROUTES,
+              Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=secret or session_secret(config.database),
+                   session_cookie="numpolville_session", max_age=SESSION_SECONDS, same_site="lax",
+                   https_only=config.web.public_url.startswith("https://")),
+    ]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: pages.error_page})
+    app.state.site = site
+    app.state.login_limit = RateLimit()
+    return app
+
+
+class SecurityHeaders:
+    """The same headers on every answer, errors and static files included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
