@@ -129,7 +129,8 @@ class WebQueries:
         by, category, handle."""
         rows = self._all("SELECT id, at, network, uri, author_id, reason, detail FROM events "
                          "WHERE action = 'decision' ORDER BY id DESC LIMIT ? OFFSET ?", limit, offset)
-        return [{**r, **json.loads(r.pop("detail") or "{}")} for r in rows]
+        return [{"by": "", "category": None, "handle": None, **r, **json.loads(r.pop("detail") or "{}")}
+                for r in rows]
 
     # ---- moderators' accounts -------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -73,6 +74,7 @@ class Site:
     url: str
     store: Store
     config: Config
+    app: Any
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
@@ -123,7 +125,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     store = site_store(db)
     config = site_config(db)
     add_moderator(store, MODERATOR, PASSWORD)
-    served = Served(config, create_app(config, store, secret="test-secret", cache_seconds=0.5))
-    yield Site(served.url, store, config)
+    app = create_app(config, store, secret="test-secret", cache_seconds=0.5)
+    served = Served(config, app)
+    yield Site(served.url, store, config, app)
     served.stop()
     store.close()

@@ -9,6 +9,7 @@ pending intents on its next tick.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from bot import model as m
+from bot.digest.render import format_date
 from bot.store_web import QUEUE_STATES
 from bot.web.auth import RateLimit, check_csrf, check_password, csrf_token, moderator
 from bot.web.site import PER_PAGE, Site, page_number, pages
@@ -110,6 +112,9 @@ def history(request: Request) -> Response:
     s = site(request)
     page = page_number(request)
     rows = s.store.decisions(PER_PAGE + 1, (page - 1) * PER_PAGE)
+    for r in rows:  # when, as people read it, in the digest's time zone
+        t = datetime.fromisoformat(r["at"]).astimezone(s.tz)
+        r["at"] = f"{format_date(t, s.lang)} {t:%H:%M}"
     return _desk_page(request, "history", s.t["history"], decisions=rows[:PER_PAGE],
                       **pages(request, page, len(rows) > PER_PAGE))
 
