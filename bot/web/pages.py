@@ -107,12 +107,12 @@ def healthz(request: Request) -> Response:
 
 
 def _feeds(request: Request, key: str, label: str) -> list[dict[str, str]]:
+    """The category's feeds, for feed readers' auto-discovery."""
     s = site(request)
-    root = request.scope.get("root_path", "").rstrip("/")
     return [{"type": "application/atom+xml", "title": f"{s.title} — {label}",
-             "href": f"{root}/feeds/{key}.atom"},
+             "href": f"/feeds/{key}.atom"},
             {"type": "application/feed+json", "title": f"{s.title} — {label}",
-             "href": f"{root}/feeds/{key}.json"}]
+             "href": f"/feeds/{key}.json"}]
 
 
 def error_page(request: Request, exc: Exception) -> Response:

@@ -57,7 +57,7 @@ class Site:
         return self.config.web.public_url or str(request.base_url).rstrip("/")
 
     def context(self, request: Request, section: str = "", **values: Any) -> dict[str, Any]:
-        root = request.scope.get("root_path", "").rstrip("/")
+        root = ""  # the site's paths are absolute: it is served at the root of its host
         feeds = [{"type": "application/atom+xml", "title": self.title, "href": f"{root}/feeds/all.atom"}]
         return {"t": self.t, "lang": self.lang, "site_title": self.title, "root": root,
                 "categories": self.categories, "labels": self.labels, "networks": NETWORK_NAMES,
