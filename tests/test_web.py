@@ -219,3 +219,25 @@ def test_healthz_is_the_status_judgement(site):
     expected = assess(site.store.health(), 300)
     assert r.status_code == (200 if expected["healthy"] else 503)
     assert r.json()["healthy"] is expected["healthy"] and r.json()["problem"] == expected["problem"]
+
+
+def test_period_headings_read_as_dates():
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from bot.digest.period import week_of
+    from bot.digest.render import period_dates, period_label
+
+    week = week_of(date(2026, 11, 25), ZoneInfo("Europe/Paris"))
+    assert period_dates(week, "fr") == "du 23 au 29 novembre 2026"
+    assert period_label(week, "fr") == "Semaine 48 · du 23 au 29 novembre 2026"
+    assert period_dates(week_of(date(2026, 12, 30), ZoneInfo("Europe/Paris")), "fr") == (
+        "du 28 décembre 2026 au 3 janvier 2027")
+    assert period_dates(week, "en") == "23 to 29 November 2026"
+
+
+def test_no_iso_interval_in_the_site_headings(site):
+    with site.client() as c:
+        page = dom(c.get("/").text)
+    headings = " ".join(e.text_content() for e in page.xpath("//h1|//h2|//th|//ul[@class='archive']//a"))
+    assert "2025-W" not in headings and "du 17 au 23 mars 2025" in headings

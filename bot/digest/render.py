@@ -77,17 +77,22 @@ def format_date(t: datetime, lang: str, *, year: bool = True) -> str:
     return f"{t.day} {month} {t.year}" if year else f"{t.day} {month}"
 
 
-def period_label(p: Period, lang: str) -> str:
+def period_dates(p: Period, lang: str) -> str:
+    """The days a period covers as people read them: "du 23 au 29 novembre 2026"."""
     w = WORDS[lang]
     a, b = p.start.date(), p.last_day
     same_year = a.year == b.year
     first = format_date(p.start, lang, year=not same_year)
     if same_year and a.month == b.month:
         first = "1er" if (lang == "fr" and a.day == 1) else str(a.day)
-    span = w["from_to"].format(a=first,
-                               b=format_date(datetime.combine(b, p.start.timetz()), lang))
+    return w["from_to"].format(a=first, b=format_date(datetime.combine(b, p.start.timetz()), lang))
+
+
+def period_label(p: Period, lang: str) -> str:
+    """A period's heading: "Semaine 48 · du 23 au 29 novembre 2026" (a week), else the days."""
+    span = period_dates(p, lang)
     if p.kind == "week":
-        return f"{w['week'].format(week=p.start.isocalendar()[1])} · {span}"
+        return f"{WORDS[lang]['week'].format(week=p.start.isocalendar()[1])} · {span}"
     return span[0].upper() + span[1:]
 
 
@@ -231,6 +236,8 @@ def context(digest: Digest, config: Config) -> dict[str, Any]:
         "d": digest, "w": w, "lang": lang,
         "period_label": period_label(digest.period, lang),
         "previous_label": period_label(digest.previous_period, lang),
+        "period_dates": period_dates(digest.period, lang),
+        "previous_dates": period_dates(digest.previous_period, lang),
         "chart": chart(digest), "networks": NETWORK_NAMES,
         "color": lambda k: color_for(k, order),
         "generated": w["generated"].format(date=format_date(digest.generated_at, lang)),
