@@ -111,17 +111,19 @@ def run(config: ConfigOpt = None,
 
         store = _store(loaded)
         runtime = Runtime(loaded, store, build_adapters(loaded, store))
-        web = None
+        web, web_store = None, None
         if loaded.web.enabled:  # the site in a thread; the desk's decisions go to this runtime
+            from bot.web.app import create_app
             from bot.web.server import Background
 
-            web = Background(loaded, runtime.emit)
-            web.start()
+            web_store = _store(loaded)  # its own connection: pages never wait for the bot
+            web = Background(loaded, create_app(loaded, web_store, dispatch=runtime.emit)).start()
         try:
             runtime.run_forever()
         finally:
-            if web:
+            if web and web_store:
                 web.stop()
+                web_store.close()
 
     _guarded(body)
 

@@ -28,11 +28,13 @@ Migration = str | Callable[[sqlite_utils.Database], None]
 
 def _search_index(db: sqlite_utils.Database) -> None:
     """Full-text search over what a person looks for (the site's /search): accents and case
-    ignored ("mediation" finds "médiation"), built and filled by sqlite-utils. Kept in step by
+    ignored ("mediation" finds "médiation"), plurals and endings too (the Porter stemmer over
+    unicode61: "quartier" finds "quartiers"; a prefix query instead reads every match of a
+    common word, for a tenth of a second), built and filled by sqlite-utils. Kept in step by
     triggers; the update trigger fires only when a searched column changes, so the state and
     intent bookkeeping never rewrites the index. `replace` makes it safe to run again after a
     crash in the middle (sqlite-utils commits as it goes)."""
-    db.table("items").enable_fts(FTS_COLUMNS, tokenize="unicode61 remove_diacritics 2", replace=True)
+    db.table("items").enable_fts(FTS_COLUMNS, tokenize="porter unicode61 remove_diacritics 2", replace=True)
     cols = ", ".join(FTS_COLUMNS)
     new, old = (", ".join(f"{p}.{c}" for c in FTS_COLUMNS) for p in ("new", "old"))
     delete = f"INSERT INTO items_fts (items_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old});"

@@ -23,6 +23,7 @@ FTS_COLUMNS = ("text", "link", "link_title", "author_handle")
 _COLUMNS = ("rowid, network, uri, url, author_id, author_handle, text, link, link_title, created_at, "
             "classified_at, updated_at, state, category")
 _PHRASE = re.compile(r'"(?:[^"]|"")*"')  # a quoted word or phrase of `quote_fts`'s output
+SEARCH_WINDOW = 1000  # /search ranks the newest this many matches
 QUEUE_STATES = ("seen", "prompted", "expired")  # waiting for a moderator's decision
 
 
@@ -61,20 +62,22 @@ class WebQueries:
 
     def search(self, query: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         """Items that may be shown whose text, link, link title or author have every word of
-        `query` (accents and case ignored, a word may start a longer one; FTS syntax in the
-        query is taken as plain words), best match first (bm25)."""
-        # Every word a phrase (FTS operators lose their meaning), and a prefix: "quartier" also
-        # finds "quartiers".
-        match = " ".join(f"{word}*" for word in _PHRASE.findall(self.db.quote_fts(query))
-                         if word.strip('"'))
+        `query` (accents, case and endings ignored; FTS syntax in the query is taken as plain
+        words), best match first (bm25) among the newest
+        `SEARCH_WINDOW` matches."""
+        # Every word a phrase: FTS operators lose their meaning.
+        match = " ".join(w for w in _PHRASE.findall(self.db.quote_fts(query)) if w.strip('"'))
         if not match:
             return []
+        # Ranked among the newest SEARCH_WINDOW matches (rowids grow with time; FTS5 reads a
+        # match list newest first cheaply): bm25 for every item a common word is in takes seconds.
         _, _, ids, keys = self._digest_args("", "")
         cols = ", ".join(f"items.{c.strip()}" for c in _COLUMNS.split(","))
         return self._all(
-            f"SELECT {cols} FROM items_fts JOIN items ON items.rowid = items_fts.rowid "
-            f"WHERE items_fts MATCH ?1 AND {self._SHOWN} ORDER BY items_fts.rank LIMIT ?2 OFFSET ?5",
-            match, limit, ids, keys, offset)
+            f"SELECT {cols} FROM (SELECT rowid AS id, rank FROM items_fts WHERE items_fts MATCH ?1 "
+            "ORDER BY rowid DESC LIMIT ?6) AS found JOIN items ON items.rowid = found.id "
+            f"WHERE {self._SHOWN} ORDER BY found.rank LIMIT ?2 OFFSET ?5",
+            match, limit, ids, keys, offset, SEARCH_WINDOW)
 
     def first_item_at(self) -> str | None:
         """When the first item was posted (the archive starts there)."""

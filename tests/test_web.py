@@ -87,7 +87,7 @@ def test_search_ignores_accents_ranks_and_paginates(site):
             "Médiation numérique à Blois : le bilan d'une année"]
         quartier = titles(c.get("/search", params={"q": "quartier"}).text)
         assert quartier[:1] == ["Atelier numérique de quartier"]
-        # A word may start a longer one.
+        # Plurals and endings are ignored.
         assert "La fracture numérique dans les quartiers prioritaires" in quartier
         # By author, and by link.
         assert titles(c.get("/search", params={"q": "paula"}).text) == ["Atelier numérique de quartier"]
@@ -241,3 +241,22 @@ def test_no_iso_interval_in_the_site_headings(site):
         page = dom(c.get("/").text)
     headings = " ".join(e.text_content() for e in page.xpath("//h1|//h2|//th|//ul[@class='archive']//a"))
     assert "2025-W" not in headings and "du 17 au 23 mars 2025" in headings
+
+
+def test_doctor_checks_that_public_url_answers(site):
+    from web_server import free_port
+
+    from bot import doctor
+
+    assert doctor.site(site.url).status == "pass"
+    down = doctor.site(f"http://127.0.0.1:{free_port()}")
+    assert down.status == "fail" and "does not answer" in down.detail and "numpolville serve" in down.fix
+    assert doctor.site(site.url + "/about").status == "fail"  # something else answers there
+
+
+def test_search_ranks_the_newest_matches_only(site, monkeypatch):
+    """A word in nearly every item is not ranked over all of them (bench: seconds on 1M)."""
+    monkeypatch.setattr("bot.store_web.SEARCH_WINDOW", 5)
+    with site.client() as c:
+        found = titles(c.get("/search", params={"q": "ancienne"}).text)
+    assert sorted(found) == sorted(f"Prospective ancienne {n}" for n in range(OLD - 5, OLD))

@@ -5,8 +5,6 @@ whose clock runs from Saturday 29 March 2025. Registered in conftest's `pytest_p
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,13 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bot.config import Config, parse
 from bot.store import Store
 from bot.web.app import create_app
 from bot.web.auth import add_moderator
-from bot.web.server import uvicorn_config
+from bot.web.server import Background
 
 START = datetime(2025, 3, 29, 12, 0, tzinfo=timezone.utc)  # Saturday of 2025-W13
 OLD = 25
@@ -94,26 +91,6 @@ def csrf(html: str) -> str:
     return lxml.html.document_fromstring(html).xpath("//input[@name='csrf']/@value")[0]
 
 
-class Served:
-    """uvicorn serving `app` in a thread, on a free port of 127.0.0.1, until `stop()`."""
-
-    def __init__(self, config: Config, app: object) -> None:
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn_config(config, app))
-        self.server.config.port = self.port
-        self.thread = threading.Thread(target=self.server.run, daemon=True, name="site")
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(5)
-
-
 def site_config(db: Path, **web: object) -> Config:
     return parse({"database": str(db), "language": "fr",
                   "web": {"enabled": True, "bind": "127.0.0.1:8080", **web}}, "(test)")
@@ -126,7 +103,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     config = site_config(db)
     add_moderator(store, MODERATOR, PASSWORD)
     app = create_app(config, store, secret="test-secret", cache_seconds=0.5)
-    served = Served(config, app)
-    yield Site(served.url, store, config, app)
+    served = Background(config, app, port=0).start()
+    yield Site(f"http://127.0.0.1:{served.port}", store, config, app)
     served.stop()
     store.close()

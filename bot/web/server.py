@@ -3,15 +3,17 @@ or Ctrl-C like `run`), or in a thread of `numpolville run` when `[web] enabled`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Generator
 from typing import Any
 
 import uvicorn
 
 from bot.config import Config
-from bot.model import Event
 from bot.store import Store
 from bot.web.app import create_app
 
@@ -29,28 +31,49 @@ def uvicorn_config(config: Config, app: Any) -> uvicorn.Config:
 
 
 def serve(config: Config, store: Store) -> None:
-    """`numpolville serve`: until SIGTERM or SIGINT (uvicorn's handlers, in the main thread)."""
-    server = uvicorn.Server(uvicorn_config(config, create_app(config, store)))
+    """`numpolville serve`: until SIGTERM or SIGINT, then a graceful stop and exit code 0, like
+    `run` (uvicorn's own handlers would end the process by the signal again)."""
+    server = _Server(uvicorn_config(config, create_app(config, store)))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
     log.info("serving on http://%s", config.web.bind)
     server.run()
+    log.info("stopped")
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the handlers are serve()'s
 
 
 class Background:
-    """The site in a thread of `numpolville run`: decisions go to the runtime's `emit`, so their
-    effects are queued at once. It reads through a store connection of its own."""
+    """The site in a thread: of `numpolville run` (where `app`'s decisions go to the runtime's
+    `emit`, so their effects are queued at once), of the tests and of the benchmarks. `port`
+    overrides `[web] bind`'s (0: any free one, then read `port`)."""
 
-    def __init__(self, config: Config, dispatch: Callable[[Event], Any]) -> None:
-        self.store = Store(config.database)
-        self.server = uvicorn.Server(uvicorn_config(config, create_app(config, self.store,
-                                                                       dispatch=dispatch)))
+    def __init__(self, config: Config, app: Any, *, port: int | None = None) -> None:
+        settings = uvicorn_config(config, app)
+        if port is not None:
+            settings.port = port
+        self.server = uvicorn.Server(settings)
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 
-    def start(self) -> None:
+    def start(self, timeout: float = 10.0) -> Background:
         self.thread.start()
-        log.info("serving the site on http://%s", self.server.config.host + ":" +
-                 str(self.server.config.port))
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the site could not listen on {self.server.config.host}:"
+                                   f"{self.server.config.port} (in use?)")
+            time.sleep(0.02)
+        log.info("serving the site on http://%s:%s", self.server.config.host, self.port)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
 
     def stop(self, timeout: float = 3.0) -> None:
         self.server.should_exit = True
         self.thread.join(timeout)
-        self.store.close()

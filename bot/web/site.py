@@ -41,6 +41,7 @@ class Site:
         self.cache_seconds = cache_seconds
         self._cache: dict[Any, tuple[float, str]] = {}
         self._cache_lock = threading.Lock()
+        self._building: dict[Any, threading.Lock] = {}
 
     # ---- time -----------------------------------------------------------------------------------
 
@@ -71,18 +72,28 @@ class Site:
 
     def cached(self, key: Any, build: Callable[[], str]) -> str:
         """A page that is costly to build (a whole digest), kept `cache_seconds`: a change shows
-        at most that late."""
-        now = time.monotonic()
+        at most that late (plus one build). One thread builds it; while it does, the others
+        are given the page it replaces, or wait for the first one."""
         with self._cache_lock:
             hit = self._cache.get(key)
-            if hit and hit[0] > now:
+            if hit and hit[0] > time.monotonic():
                 return hit[1]
-        body = build()
-        with self._cache_lock:
-            if len(self._cache) > 256:
-                self._cache.clear()
-            self._cache[key] = (now + self.cache_seconds, body)
-        return body
+            lock = self._building.setdefault(key, threading.Lock())
+        if not lock.acquire(blocking=hit is None):
+            return hit[1]  # type: ignore[index]  # another thread is building it
+        try:
+            with self._cache_lock:
+                fresh = self._cache.get(key)
+            if fresh and fresh[0] > time.monotonic():
+                return fresh[1]
+            body = build()
+            with self._cache_lock:
+                if len(self._cache) > 256:
+                    self._cache.clear()
+                self._cache[key] = (time.monotonic() + self.cache_seconds, body)
+            return body
+        finally:
+            lock.release()
 
     def entries(self, rows: list[dict[str, Any]]) -> list[Entry]:
         """One entry per item (pages and feeds list items, not the digest's grouped links)."""
