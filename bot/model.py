@@ -159,6 +159,7 @@ class Context:
     prompted_item: Item | None = None
     author: AuthorState = field(default_factory=AuthorState)
     bot_ids: frozenset[str] = frozenset()
+    boosted_items: tuple[Item, ...] = ()  # the author's items the bot boosts (for a block)
 
 
 # ---- actions: what to do, as the core decides -----------------------------------------------------

@@ -175,10 +175,16 @@ def _restore(event: ModeratorRestore, ctx: Context) -> list[Action]:
 
 
 def _block(event: ModeratorBlock, ctx: Context) -> list[Action]:
+    """A blocked author is never prompted nor listed, and the bot stops boosting them (an
+    unblock lists them again, without boosting again: a moderator restores what deserves it)."""
     if ctx.author.blocked == event.blocked:
         return [Ignore(event.network, "", "the author is already " +
                        ("blocked" if event.blocked else "not blocked"))]
-    return [SetBlocked(event.network, event.author_id, event.handle, event.blocked, event.by)]
+    actions: list[Action] = [SetBlocked(event.network, event.author_id, event.handle, event.blocked,
+                                        event.by)]
+    if event.blocked:
+        actions += [Unboost(i.network, i.uri, i.ref) for i in ctx.boosted_items]
+    return actions
 
 
 def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) -> list[Action]:

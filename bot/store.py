@@ -219,7 +219,10 @@ class Store(WebQueries):
                 author=self.author_state(post.network, post.author.id),
                 bot_ids=bot_ids)
         if isinstance(event, m.ModeratorBlock):
-            return m.Context(author=self.author_state(event.network, event.author_id), bot_ids=bot_ids)
+            boosted = self._all("SELECT * FROM items WHERE network = ? AND author_id = ? "
+                                "AND boosted_at IS NOT NULL", event.network, event.author_id)
+            return m.Context(author=self.author_state(event.network, event.author_id), bot_ids=bot_ids,
+                             boosted_items=tuple(map(_item, boosted)))
         return m.Context(item=self.item(event.network, event.uri), bot_ids=bot_ids)
 
     # ---- applying what the core decided ---------------------------------------------------------

@@ -23,15 +23,6 @@ from bot.web.server import Background
 START = datetime(2025, 3, 29, 12, 0, tzinfo=timezone.utc)  # Saturday of 2025-W13
 OLD = 25
 MODERATOR, PASSWORD = "camille", "une phrase de passe"
-PAYLOADS = [
-    "<script>alert('x1')</script>Texte",
-    "<img src=x onerror=alert('x2')>",
-    '"><img src=x onerror=alert(\'x3\')>',
-    '<a href="javascript:alert(\'x4\')">clic</a>',
-    "[piège](javascript:alert('x5')) et <javascript:alert('x6')>",
-    "<svg onload=alert('x7')></svg> &lt;script&gt;alert('x8')&lt;/script&gt;",
-    "<iframe src=\"https://evil.example\"></iframe><style>body{display:none}</style>",
-]
 
 
 def running_clock(start: datetime = START):  # type: ignore[no-untyped-def]
@@ -41,6 +32,7 @@ def running_clock(start: datetime = START):  # type: ignore[no-untyped-def]
 
 
 def site_store(path: Path) -> Store:
+    from test_digest import PAYLOADS
     from test_digest_data import add, build_store, utc
 
     store = build_store(path)
