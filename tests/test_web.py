@@ -3,6 +3,7 @@ feedparser), conditional GET, every exclusion, every XSS payload, the security h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timedelta, timezone
@@ -13,7 +14,7 @@ import lxml.etree
 import lxml.html
 import pytest
 from test_digest import assert_clean_html
-from web_server import OLD
+from web_server import OLD, csrf
 
 from bot import model as m
 from bot.health import assess
@@ -260,3 +261,44 @@ def test_search_ranks_the_newest_matches_only(site, monkeypatch):
     with site.client() as c:
         found = titles(c.get("/search", params={"q": "ancienne"}).text)
     assert sorted(found) == sorted(f"Prospective ancienne {n}" for n in range(OLD - 5, OLD))
+
+
+@pytest.fixture(scope="module")
+def english_site(site):
+    """The same store in English, behind a trusted proxy, at an https public address."""
+    from web_server import site_config
+
+    from bot.web.app import create_app
+    from bot.web.server import Background
+
+    config = site_config(site.store.path, public_url="https://veille.example", title="Digest lab",
+                         trusted_proxies=["127.0.0.1"])
+    config = dataclasses.replace(config, language="en")
+    served = Background(config, create_app(config, site.store, secret="s"), port=0).start()
+    yield f"http://127.0.0.1:{served.port}"
+    served.stop()
+
+
+def test_english_https_site_behind_a_trusted_proxy(english_site, site):
+    import httpx
+
+    with httpx.Client(base_url=english_site, timeout=10) as c:
+        home = dom(c.get("/").text)
+        assert home.get("lang") == "en" and "Week 13 · 24 to 30 March 2025" in home.text_content()
+        assert home.xpath("//p[@class='brand']/a")[0].text_content() == "Digest lab"
+        assert "Take part" in c.get("/about").text
+        assert "secure" in c.get("/login").headers["set-cookie"].lower()  # public_url is https
+        assert c.get("/feeds/all.json").json()["feed_url"] == "https://veille.example/feeds/all.json"
+        # X-Forwarded-For is believed from the trusted proxy: addresses are told apart. (The
+        # cookie is Secure: the proxy's client speaks https, this one sends it by hand.)
+        page = c.get("/login")
+        token, cookie = csrf(page.text), page.headers["set-cookie"].split(";")[0]
+
+        def sign_in(name: str, address: str) -> int:
+            return c.post("/login", data={"username": name, "password": "x", "csrf": token},
+                          headers={"X-Forwarded-For": address, "X-Forwarded-Proto": "https",
+                                   "Cookie": cookie}).status_code
+
+        assert [sign_in(f"nobody{n}", "203.0.113.9") for n in range(5)] == [401] * 5
+        limited, other = sign_in("other", "203.0.113.9"), sign_in("other", "198.51.100.1")
+    assert (limited, other) == (429, 401)
