@@ -32,17 +32,19 @@ def _search_index(db: sqlite_utils.Database) -> None:
     unicode61: "quartier" finds "quartiers"; a prefix query instead reads every match of a
     common word, for a tenth of a second), built and filled by sqlite-utils. Kept in step by
     triggers; the update trigger fires only when a searched column changes, so the state and
-    intent bookkeeping never rewrites the index. `replace` makes it safe to run again after a
-    crash in the middle (sqlite-utils commits as it goes)."""
+    intent bookkeeping, and a post seen again, never rewrite the index. `replace` makes it safe
+    to run again after a crash in the middle (sqlite-utils commits as it goes)."""
     db.table("items").enable_fts(FTS_COLUMNS, tokenize="porter unicode61 remove_diacritics 2", replace=True)
     cols = ", ".join(FTS_COLUMNS)
     new, old = (", ".join(f"{p}.{c}" for c in FTS_COLUMNS) for p in ("new", "old"))
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in FTS_COLUMNS)
     delete = f"INSERT INTO items_fts (items_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old});"
     insert = f"INSERT INTO items_fts (rowid, {cols}) VALUES (new.rowid, {new});"
     db.executescript(f"""
         CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN {insert} END;
         CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN {delete} END;
-        CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF {cols} ON items BEGIN {delete} {insert} END;
+        CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF {cols} ON items WHEN {changed}
+            BEGIN {delete} {insert} END;
     """)
 
 
