@@ -1,7 +1,8 @@
 """Item 5: store upserts/s, and the weekly digest over a synthetic store of 1,000,000 items.
 
 The synthetic store is written with one `executemany` per table in one transaction (about 3
-minutes: the search index's triggers fill it as the rows go in) and cached under `bench/.cache/` (git-ignored); it is rebuilt when the schema version changes.
+minutes: the search index's triggers fill it as the rows go in) and cached under
+`bench/.cache/` (git-ignored); it is rebuilt when the schema version changes.
 """
 
 from __future__ import annotations
