@@ -223,3 +223,25 @@ def test_run_and_serve_without_a_config_file_point_to_init(tmp_path, command):
                          timeout=60, cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
     assert out.returncode == 2
     assert "no configuration file found" in out.stderr and "numpolville init" in out.stderr
+
+
+def test_the_desk_escapes_hostile_posts_and_handles(site):
+    """The digest tests' payloads (classified items of hostile handles) on every desk page, one of
+    their authors blocked so the authors' page and the history show a hostile handle too."""
+    import lxml.html
+    from test_digest import assert_clean_html
+
+    hostile = site.store._one("SELECT network, author_id FROM items WHERE author_handle LIKE 'h1%'")
+    with closing(site.login()) as c:
+        token = csrf(c.get("/moderation/").text)
+        c.post("/moderation/block", data={"csrf": token, **hostile})
+        try:
+            for path in ["/moderation/", "/moderation/classified", "/moderation/withdrawn",
+                         "/moderation/authors", "/moderation/history"]:
+                text = c.get(path).text
+                low = text.lower()
+                assert "<script" not in low and "<img" not in low and "onerror=" not in low, path
+                assert_clean_html(lxml.html.document_fromstring(text), path, site=True)
+            assert "h1&#34;&gt;&lt;script&gt;" in c.get("/moderation/authors").text
+        finally:
+            c.post("/moderation/unblock", data={"csrf": token, **hostile})
