@@ -108,6 +108,8 @@ def test_csrf_refused_with_403(site):
         for data in ({}, {"csrf": "forged"}, {"csrf": ""}):
             r = c.post("/moderation/withdraw", data={"network": network, "uri": uri, **data})
             assert r.status_code == 403, data
+        huge = c.post("/moderation/withdraw", data={"network": network, "uri": "x" * 100_000})
+        assert huge.status_code == 413
         # Another session's token is worth nothing here.
         with closing(site.login()) as c2:
             other = csrf(c2.get("/moderation/").text)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route, Router
@@ -26,6 +27,7 @@ from bot.web.auth import RateLimit, check_csrf, check_password, csrf_token, mode
 from bot.web.site import PER_PAGE, Site, page_number, pages
 
 MAX_FIELD = 2000
+MAX_BODY = 64 * 1024
 ACTIONS = ("classify", "withdraw", "restore", "block", "unblock")
 VIEWS = {"": ("queue", QUEUE_STATES), "classified": ("classified", ("classified",)),
          "withdrawn": ("withdrawn", ("withdrawn",))}
@@ -81,7 +83,11 @@ async def logout(request: Request) -> Response:
 
 
 async def _form(request: Request) -> FormData:
-    """The POSTed form, refused with 403 without the session's CSRF token."""
+    """The POSTed form, refused with 403 without the session's CSRF token (and with 413 when it
+    is larger than any of the desk's forms)."""
+    length = request.headers.get("content-length", "0")
+    if not length.isdigit() or int(length) > MAX_BODY:
+        raise HTTPException(413)
     form = await request.form(max_files=0, max_fields=20)
     check_csrf(request, form.get("csrf"))
     return form
