@@ -145,6 +145,7 @@ def test_security_headers_on_every_answer(site):
             h = c.get(path).headers
             csp = h["content-security-policy"]
             assert "script-src" not in csp and "default-src 'none'" in csp, path
+            assert "style-src-elem 'self'" in csp, path  # no inline <style> element either
             assert "frame-ancestors 'none'" in csp and h["x-content-type-options"] == "nosniff", path
             assert h["x-frame-options"] == "DENY" and "server" not in h, path
 
