@@ -230,6 +230,9 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
              ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
              ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
              ("policy.moderators", ", ".join(p.moderators))]
+    w = c.web
+    rows += [("web.enabled", str(w.enabled)), ("web.bind", w.bind), ("web.public_url", w.public_url),
+             ("web.title", w.title), ("web.trusted_proxies", ", ".join(w.trusted_proxies))]
     return rows
 
 

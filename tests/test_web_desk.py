@@ -247,3 +247,13 @@ def test_the_desk_escapes_hostile_posts_and_handles(site):
             assert "h1&#34;&gt;&lt;script&gt;" in c.get("/moderation/authors").text
         finally:
             c.post("/moderation/unblock", data={"csrf": token, **hostile})
+
+
+def test_config_check_shows_the_web_section():
+    from bot.cli import effective_settings
+    from bot.config import parse
+
+    rows = dict(effective_settings(parse({"web": {"enabled": True, "public_url": "https://v.example",
+                                                  "trusted_proxies": ["10.0.0.1"]}})))
+    assert rows["web.enabled"] == "True" and rows["web.public_url"] == "https://v.example"
+    assert rows["web.bind"] == "127.0.0.1:8080" and rows["web.trusted_proxies"] == "10.0.0.1"
