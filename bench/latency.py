@@ -3,10 +3,12 @@
 The bot runs in process exactly as `numpolville run` would (`Runtime(config, store,
 build_adapters(config, store))`), against the local servers the tests use:
 
-- the local Mastodon-API server (`tests/mastodon_server`), streaming, then polling (the server
-  refuses streams, `poll_interval` 1 s); the prompt is visible when the server stores the bot's
-  reply (a listener on the server's state, so the clock stops inside the server, not at our next
-  look);
+- the local Mastodon-API server (`tests/mastodon_server`) as each server family
+  (`flavours.py`): Mastodon and Akkoma through their hashtag stream, GoToSocial (whose hashtag
+  stream is never fed) through the followed tag on the user stream, then GoToSocial without the
+  followed tag and Mastodon with `streaming = false`, where only the poll (`poll_interval` 1 s)
+  is left; the prompt is visible when the server stores the bot's reply (a listener on the
+  server's state, so the clock stops inside the server, not at our next look);
 - the local Bluesky network (`tests/bsky_network.py`: PLC + PDS + AppView), the bot on the PDS
   firehose; the prompt is visible when the PDS sequences the bot's commit creating it (read from
   the PDS firehose by a watcher of our own).
@@ -43,7 +45,8 @@ def _summary(latencies: list[float], misses: int, **extra: Any) -> dict[str, Any
 
 # ---- Mastodon -----------------------------------------------------------------------------------
 
-def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, Any]:
+def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8, flavour: str = "mastodon",
+             follow_tag: bool = True) -> dict[str, Any]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from bot.config import parse
@@ -54,7 +57,7 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
     from tests.test_faults_support import wait_for
 
     rng = random.Random(seed)
-    with MastodonServer(heartbeat=0.5) as server, tempfile.TemporaryDirectory() as d:
+    with MastodonServer(heartbeat=0.5, flavour=flavour) as server, tempfile.TemporaryDirectory() as d:
         server.streaming_enabled = streaming
         bot_id, token = server.create_account("numpolvillebot", note=f"Je range les partages #{TAG}")
         server.create_account("alice", note="alice's bio")
@@ -74,7 +77,8 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
         config = parse({"hashtag": TAG, "language": "fr", "database": f"{d}/bot.db",
                         "mastodon": {"enabled": True, "api_base_url": server.base_url,
                                      "access_token": token, "poll_interval": POLL_INTERVAL,
-                                     "streaming": streaming},  # polling as configured, no fallback
+                                     "streaming": streaming,  # polling as configured, no fallback
+                                     "follow_tag": follow_tag},
                         "policy": {"prompt": "followers", "acknowledge": "favourite",
                                    "max_prompts_per_author_per_day": 10 * posts}})
         store = Store(Path(d) / "bot.db")
@@ -97,11 +101,24 @@ def mastodon(streaming: bool, posts: int = POSTS, seed: int = 8) -> dict[str, An
                 else:
                     misses += 1
                 time.sleep(rng.uniform(0.1, 0.3) if streaming else rng.uniform(0.1, 0.1 + POLL_INTERVAL))
-            return _summary(latencies, misses, streams_open=server.open_streams())
+            return _summary(latencies, misses, streams_open=server.open_streams(),
+                            **_reconciliation(server, latencies, posts))
         finally:
             runtime.shutdown(timeout=2.0)
             store.close()
             probe.close()
+
+
+def _reconciliation(server: Any, latencies: list[float], posts: int) -> dict[str, Any]:
+    """What polling costs: the tag timeline and notification reads per poll interval, scaled to
+    the default interval (60 s) as requests per hour, beside Mastodon's budget (300 / 5 min)."""
+    reads = server.requests("GET", r"/api/v1/(timelines/tag/|notifications)")
+    if len(reads) < 2:
+        return {}
+    span = reads[-1]["time"] - reads[0]["time"]
+    per_interval = len(reads) / (span / POLL_INTERVAL) if span else 0.0
+    return {"polls_per_interval": per_interval, "requests_per_hour_at_60s": per_interval * 60,
+            "budget_per_hour": 3600}
 
 
 # ---- Bluesky ------------------------------------------------------------------------------------
@@ -216,6 +233,10 @@ def bluesky(posts: int = POSTS, seed: int = 8) -> dict[str, Any]:
 def run(posts: int = POSTS) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, fn in (("mastodon_streaming", lambda: mastodon(True, posts)),
+                     ("akkoma_streaming", lambda: mastodon(True, posts, flavour="akkoma")),
+                     ("gotosocial_followed_tag", lambda: mastodon(True, posts, flavour="gotosocial")),
+                     ("gotosocial_nothing_live", lambda: mastodon(True, posts, flavour="gotosocial",
+                                                                  follow_tag=False)),
                      ("mastodon_polling", lambda: mastodon(False, posts)),
                      ("bluesky", lambda: bluesky(posts))):
         print(f"…   latency {name}", file=sys.stderr, flush=True)

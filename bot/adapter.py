@@ -25,6 +25,7 @@ class Source(Protocol):
 
     name: str
     mode: str  # "streaming" | "polling", shown by `numpolville status`
+    reason: str  # why a source that could stream polls ("" otherwise), shown by `status`
 
     def run(self, emit: Emit, stop: threading.Event) -> None: ...
 

@@ -354,10 +354,21 @@ def _print_status(report: dict[str, Any]) -> None:
         table.add_column(col)
     for s in report["sources"]:
         style = "" if s["ok"] else "red"
-        table.add_row(s["network"], s["name"], s["mode"] or "", s["state"], s["last_event_ago"],
+        mode = s["mode"] or ""
+        if s.get("reason"):  # a source that could stream but polls says why
+            mode += f" ({s['reason']})"
+        table.add_row(s["network"], s["name"], mode, s["state"], s["last_event_ago"],
                       s["heartbeat_ago"], str(s["reconnects"]), s["problem"], style=style)
     console = _console()
     console.print(table)
+    for server in report.get("servers", ()):
+        from bot.mastodon.server import ServerInfo
+
+        console.print(f"{server['network']} server {server['base_url']}: "
+                      f"{ServerInfo(**server['info']).describe()}", markup=False, highlight=False)
+    if report.get("boosts_awaiting_approval") or report.get("boosts_refused"):
+        console.print(f"boosts awaiting the author's approval: {report['boosts_awaiting_approval']}, "
+                      f"refused by the author's policy: {report['boosts_refused']}")
     console.print(f"{report['items']} items, {report['waiting']} waiting for an answer, "
                   f"{report['pending_intents']} pending actions, {report['failed_intents']} given up. "
                   + ("[green]healthy[/]" if report["healthy"] else f"[red]unhealthy: {report['problem']}[/]"))

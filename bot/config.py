@@ -76,6 +76,7 @@ class MastodonConfig:
     poll_interval: float = 60.0
     streaming: bool = True
     set_bot_flag: bool = True
+    follow_tag: bool = True  # follow the hashtag: its posts reach the home timeline and user stream
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         poll_interval=m.number("poll_interval", 60.0),
         streaming=m.flag("streaming", True),
         set_bot_flag=m.flag("set_bot_flag", True),
+        follow_tag=m.flag("follow_tag", True),
     )
     b = r.section("bluesky")
     password = b.string("app_password", "")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -163,7 +162,10 @@ def mastodon_checks(m: cfg.MastodonConfig) -> Iterator[Check]:
     me = account["me"]
     yield guarded("mastodon bot flag", mastodon_bot_flag, me, m.set_bot_flag)
     yield guarded("mastodon followers", mastodon_followers, client, me["id"])
-    yield guarded("mastodon streaming", mastodon_streaming, client, m)
+    server: dict[str, Any] = {}
+    yield guarded("mastodon server", mastodon_server, client, m, server)
+    if "server" in server:
+        yield guarded("mastodon streaming", mastodon_streaming, server["server"], m)
     yield guarded("mastodon clock", clock, "mastodon clock", f"{m.api_base_url}/api/v1/instance")
     yield headroom("mastodon rate limit", client.ratelimit_remaining, client.ratelimit_limit)
 
@@ -207,24 +209,36 @@ def mastodon_followers(client: Any, account_id: str) -> Check:
     return passed("mastodon followers", "readable (prompts go to followers)")
 
 
-def mastodon_streaming(client: Any, m: cfg.MastodonConfig) -> Check:
-    from mastodon.errors import MastodonError
+def mastodon_server(client: Any, m: cfg.MastodonConfig, out: dict[str, Any]) -> Check:
+    """What the server is and can do, as `run` reads it at connect."""
+    from bot.mastodon.client import Retrier
+    from bot.mastodon.server import probe
+
+    out["server"] = info = probe(client, Retrier(attempts=1), m.api_base_url)
+    detail = info.describe().split("; hashtag")[0]  # following the tag is `run`'s to do
+    if info.idempotency:
+        return passed("mastodon server", detail)
+    return warned("mastodon server", detail + "; no Idempotency-Key: a retried prompt is looked "
+                  "for in the thread first (one more request)")
+
+
+def mastodon_streaming(info: Any, m: cfg.MastodonConfig) -> Check:
+    """Open the user stream the way `run` does (a WebSocket, the token in its protocol header)."""
+    from bot.mastodon.stream import Streams
 
     name = "mastodon streaming"
-    polling = f"polling every {m.poll_interval:g} s will be used"
+    polling = f"every post is still read by polling every {m.poll_interval:g} s"
     if not m.streaming:
         return Check(name, "n/a", f"off in the config: {polling}")
+    if not info.streaming_url:
+        return warned(name, f"the server announces no streaming URL: {polling}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            healthy = client.stream_healthy()
-    except MastodonError as e:
-        healthy, why = False, type(e).__name__
-    else:
-        why = "not healthy"
-    if healthy:
-        return passed(name, "available")
-    return warned(name, f"unavailable ({why}): {polling}", "nothing to do; slower but complete")
+        with Streams(info.streaming_url, m.access_token).open(stream="user"):
+            pass
+    except Exception as e:  # noqa: BLE001 - any layer: TCP, TLS, HTTP
+        return warned(name, f"{info.streaming_url} cannot be opened ({type(e).__name__}: "
+                      f"{str(e)[:120]}): {polling}", "nothing to do; slower but complete")
+    return passed(name, f"opens at {info.streaming_url} ({polling} too)")
 
 
 # ---- Bluesky ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from bot.store import Store
 
 FIELDS = ("network", "uri", "url", "author", "text", "category", "state", "boosted", "deleted",
-          "created_at", "classified_at")
+          "created_at", "classified_at", "boost_note")
 FORMATS = ("json", "csv")
 
 
@@ -22,7 +22,7 @@ def rows(store: Store, since: datetime | None = None) -> Iterator[dict[str, Any]
             "author": item["author_handle"], "text": item["text"], "category": item["category"],
             "state": item["state"], "boosted": item["boosted_at"] is not None,
             "deleted": bool(item["deleted"]), "created_at": item["created_at"],
-            "classified_at": item["classified_at"],
+            "classified_at": item["classified_at"], "boost_note": item["boost_note"],
         }
 
 

@@ -103,6 +103,8 @@ class Runtime:
         deadline = time.monotonic() + timeout
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        for network, source in self.sources:  # a source still blocked in a call is stopped too
+            self._note(self.store.source_stopped, network, source.name)
         for adapter in self.adapters:
             adapter.close()
         log.info("stopped")
@@ -165,7 +167,8 @@ class Runtime:
             nonlocal last
             if time.monotonic() - last > EVENT_MARK_INTERVAL:
                 last = time.monotonic()
-                self.store.source_alive(network, source.name, source.mode, event=True)
+                self.store.source_alive(network, source.name, source.mode, event=True,
+                                        reason=source.reason)
             self.emit(event)
 
         return emit
@@ -249,7 +252,7 @@ class Runtime:
 
     def _tick(self) -> None:
         for network, source in self.sources:
-            self.store.source_alive(network, source.name, source.mode)
+            self.store.source_alive(network, source.name, source.mode, reason=source.reason)
         self._publish_digest()
         for network, uri in self.store.prompts_older_than(self.config.policy.prompt_timeout_hours):
             self.emit(PromptTimedOut(network, uri))  # type: ignore[arg-type]

@@ -104,9 +104,19 @@ SCHEMA: list[Migration] = [
     CREATE INDEX items_digest ON items (created_at, state, visibility, deleted, network, author_id,
                                         category, link);
     """,
-    # 4 (issue 14): the site's full-text search
+    # 4: what each home server is and can do, why a source polls, and what became of a boost
+    """
+    CREATE TABLE servers (
+        network TEXT NOT NULL, base_url TEXT NOT NULL, info TEXT NOT NULL, probed_at TEXT NOT NULL,
+        PRIMARY KEY (network)
+    );
+    ALTER TABLE sources ADD COLUMN reason TEXT;
+    ALTER TABLE sources ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN boost_note TEXT;
+    """,
+    # 5 (issue 14): the site's full-text search
     _search_index,
-    # 5 (issue 14): the site and the moderation desk: blocked authors, moderators' accounts (an
+    # 6 (issue 14): the site and the moderation desk: blocked authors, moderators' accounts (an
     # argon2 hash, never a password), category pages and feeds newest first, the last change
     # (feeds' Last-Modified)
     """
@@ -454,25 +464,46 @@ class Store(WebQueries):
             "failing_since = coalesce(failing_since, ?) WHERE network = ? AND name = ?",
             (error[:300], at, at, network, name))
 
-    def source_alive(self, network: str, name: str, mode: str, *, event: bool = False) -> None:
-        """A heartbeat (with the source's current mode), and with `event` the time of the last
-        event the source delivered."""
+    def source_alive(self, network: str, name: str, mode: str, *, event: bool = False,
+                     reason: str | None = None, missed: int | None = None) -> None:
+        """A heartbeat (with the source's current mode, and why it polls if it could stream),
+        and with `event` the time of the last event the source delivered."""
         at = iso(self.clock())
         self._exec(
             "UPDATE sources SET updated_at = ?, mode = ?, "
             "last_event_at = CASE WHEN ? THEN ? ELSE last_event_at END, "
+            "reason = coalesce(?, reason), missed = coalesce(?, missed), "
             "failing_since = CASE WHEN state = 'running' THEN NULL ELSE failing_since END "
-            "WHERE network = ? AND name = ?", (at, mode, event, at, network, name))
+            "WHERE network = ? AND name = ?", (at, mode, event, at, reason, missed, network, name))
 
     def source_stopped(self, network: str, name: str) -> None:
         self._exec("UPDATE sources SET state = 'stopped', updated_at = ? WHERE network = ? "
                              "AND name = ?", (iso(self.clock()), network, name))
+
+    def set_server(self, network: str, base_url: str, info: dict[str, Any]) -> None:
+        """What the home server said it is and can do, for `status` and `doctor`."""
+        self._exec("INSERT INTO servers VALUES (?, ?, ?, ?) ON CONFLICT (network) DO UPDATE SET "
+                   "base_url = excluded.base_url, info = excluded.info, probed_at = excluded.probed_at",
+                   (network, base_url, json.dumps(info), iso(self.clock())))
+
+    def servers(self) -> list[dict[str, Any]]:
+        return [{**row, "info": json.loads(row["info"])}
+                for row in self._all("SELECT * FROM servers ORDER BY network")]
+
+    def boost_note(self, network: str, uri: str, note: str) -> None:
+        """What became of a boost that did not simply happen (awaiting approval, refused)."""
+        self._update(network, uri, iso(self.clock()), boost_note=note[:200])
 
     def health(self) -> dict[str, Any]:
         """What `numpolville status` shows: sources, pending intents, prompts waiting."""
         one = self._exec
         return {
             "sources": self._all("SELECT * FROM sources ORDER BY network, name"),
+            "servers": self.servers(),
+            "boosts_awaiting_approval": one("SELECT count(*) FROM items WHERE boost_note LIKE "
+                                            "'awaiting%'").fetchone()[0],
+            "boosts_refused": one("SELECT count(*) FROM items WHERE boost_note LIKE 'refused%'")
+            .fetchone()[0],
             "pending_intents": one("SELECT count(*) FROM intents WHERE state = 'pending'").fetchone()[0],
             "failed_intents": one("SELECT count(*) FROM intents WHERE state = 'failed'").fetchone()[0],
             "waiting": one("SELECT count(*) FROM items WHERE state = 'prompted'").fetchone()[0],

@@ -1,4 +1,4 @@
-"""The streams' websocket client (`bot.bluesky.websocket.Connection`) against websockets' own
+"""The streams' websocket client (`bot.websocket.Connection`) against websockets' own
 server on 127.0.0.1: batches, fragments, pings both ways, closes from either side, a server gone
 silent, a refused handshake."""
 
@@ -18,8 +18,8 @@ from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidS
 from websockets.sync.server import ServerConnection, serve
 from websockets.utils import accept_key
 
-from bot.bluesky import websocket
-from bot.bluesky.websocket import Connection
+from bot import websocket
+from bot.websocket import Connection
 
 
 @contextmanager

@@ -65,7 +65,7 @@ def test_everything_passes(masto: Path) -> None:
     code, out = doctor_cli(masto)
     assert code == 0, out
     for name in ("config", "database", "mastodon token", "mastodon bot flag", "mastodon followers",
-                 "mastodon streaming", "mastodon clock", "mastodon rate limit"):
+                 "mastodon server", "mastodon streaming", "mastodon clock", "mastodon rate limit"):
         assert f"✔ {name}:" in out, name
     assert "All checks passed" in out
 
@@ -81,7 +81,27 @@ def test_streaming_off_is_only_a_warning(masto: Path, mastodon_server) -> None:
     mastodon_server.streaming_enabled = False
     code, out = doctor_cli(masto)
     assert code == 0, out
-    assert "! mastodon streaming" in out and "polling every 60 s will be used" in out
+    assert "! mastodon streaming" in out and "still read by polling every 60 s" in out
+
+
+def test_each_server_family_is_named_with_what_it_can_do(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.mastodon_server import MastodonServer
+
+    outs = {}
+    for flavour, line in (("gotosocial", "! mastodon server: gotosocial 0.19.2+git-6ef3fa0; "
+                                         "streaming: WebSocket at ws://"),
+                          ("akkoma", "✔ mastodon server: akkoma 2.7.2 (compatible; Akkoma 3.15.2); "
+                                     "streaming: WebSocket at ws://")):
+        with MastodonServer(flavour=flavour) as server:
+            _, token = server.create_account("bot", bot=True)
+            monkeypatch.setenv(ENV_MASTODON_TOKEN, token)
+            code, out = doctor_cli(write_config(tmp_path, server.base_url))
+        assert code == 0 and line in out, out
+        assert "✔ mastodon streaming: opens at ws://" in out, out
+        outs[flavour] = out
+    assert "no Idempotency-Key: a retried prompt is looked for in the thread" in outs["gotosocial"]
+    assert "Idempotency-Key" not in outs["akkoma"]
 
 
 def test_unreachable_server_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -84,8 +84,8 @@ def test_garbage_on_the_stream(server: MastodonServer, tmp_path: Path, runtime: 
                            ("delete", "not-an-id"), ("mystery.event", "{}")]:
         opened = server.streams_opened()
         inject(server, event, payload)
-        try:  # a frame Mastodon.py cannot parse ends the stream: the next goes to the new one
-            wait_for(lambda o=opened: server.streams_opened() >= o + 2, timeout=1.0)
+        try:  # a frame the bot cannot read is skipped; the stream stays open (or reopens)
+            wait_for(lambda o=opened: server.streams_opened() >= o + 2, timeout=0.3)
         except AssertionError:
             pass
         wait_for(lambda: server.open_streams() >= 2, timeout=10, what="streams open")
@@ -94,7 +94,7 @@ def test_garbage_on_the_stream(server: MastodonServer, tmp_path: Path, runtime: 
     rows = Store(tmp_path / "bot.db")._all("SELECT uri FROM items")
     assert len(rows) == 2, rows  # the entry without account/uri was skipped, not stored half-read
     problems = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
-                and ("closed" in r.getMessage() or "failed" in r.getMessage())]
+                and ("skipping" in r.getMessage() or "closed" in r.getMessage())]
     print("\n" + "\n".join(problems[:10]))
     assert problems, "the bad input is logged"
 

@@ -31,7 +31,7 @@ def tagged(n: int) -> m.Post:
 class FlakySource:
     """Emits its posts, failing once in the middle; then waits for stop."""
 
-    name, mode = "script", "streaming"
+    name, mode, reason = "script", "streaming", ""
 
     def __init__(self, posts: list[m.Post]) -> None:
         self.posts, self.runs = posts, 0

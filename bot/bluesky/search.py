@@ -25,6 +25,7 @@ MAX_PAGES = 10
 
 class _Poller(ABC):
     mode = "polling"
+    reason = ""
     name: str
 
     def __init__(self, ingest: Ingest, store: Store, interval: float) -> None:

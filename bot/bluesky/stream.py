@@ -20,8 +20,8 @@ from abc import ABC, abstractmethod
 from bot.adapter import Emit
 from bot.bluesky.detect import Hit, Prefilter, StreamError
 from bot.bluesky.ingest import Ingest
-from bot.bluesky.websocket import Connection
 from bot.store import Store
+from bot.websocket import Connection
 
 log = logging.getLogger("numpolville.bluesky")
 # A cursor save is a transaction: every 10,000 messages in a catch-up burst (a live relay sends a
@@ -33,6 +33,7 @@ MAX_MESSAGE = 16 * 1024 * 1024  # a relay may send commits of several MB (tooBig
 
 class StreamSource(ABC):
     mode = "streaming"
+    reason = ""
     name: str
 
     def __init__(self, url: str, ingest: Ingest, store: Store, prefilter: Prefilter) -> None:

@@ -1,124 +1,105 @@
-"""The listeners: the hashtag, the bot's mentions, and the public tag timelines of other servers.
+"""The listeners: the hashtag, the bot's notifications, and the tag timelines of other servers.
 
-Every feed works the same way: catch up from the stored cursor (`min_id` paging, oldest first)
-and then go live. Live is the streaming API when the feed has a stream and the server serves it,
-over SSE (Mastodon) or, when SSE is refused, WebSocket (GoToSocial, and Mastodon too); otherwise,
-or when `streaming = false`, the feed polls by catching up again every `poll_interval`. A dropped
-stream reconnects and catches up first, so nothing is lost; entries at or below the cursor are
-skipped, so nothing is repeated.
+A poll is the ground truth and a stream only makes things faster. Every feed reads its timeline
+from a stored cursor (`min_id` paging, oldest first); a feed with a stream keeps polling every
+`poll_interval` while it streams (the reconciliation poll). An entry that poll finds and the
+stream does not deliver within `RECONCILE_GRACE` seconds is counted as missed, logged, and
+demotes the stream: the feed then only polls for `STREAM_RETRY_AFTER` seconds, and `status` says
+why. So a stream that is refused at any layer, stays silent, drops entries, or accepts a
+subscription it never feeds (GoToSocial's hashtag stream) costs at most `poll_interval` plus a few
+seconds of latency, never a post.
+
+A first start reads every entry created since that start (the time is stored as the cursor until
+an entry comes), never "from the newest entry": the post that made the tag exist on a
+GoToSocial server, whose tag timeline is 404 until then, is read like any other.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
-from mastodon import Mastodon, StreamListener
-from mastodon.errors import MastodonAPIError, MastodonNetworkError
+from mastodon import Mastodon
+from mastodon.errors import MastodonUnauthorizedError
+from websockets.exceptions import ConnectionClosed
 
-from bot.adapter import Emit
+from bot.adapter import Emit, PermanentError
 from bot.config import Config
 from bot.mastodon.client import Retrier, make_client
 from bot.mastodon.reader import PostReader
+from bot.mastodon.stream import StreamRefused, Streams, events
 from bot.model import Event, PostDeleted, PostEdited, PostSeen
-from bot.store import Store
+from bot.store import Store, iso
 
 log = logging.getLogger("numpolville.mastodon")
 
 PAGE = 40
-STREAM_READ_TIMEOUT = 90.0  # Mastodon sends a heartbeat every 15 s; silence this long is a dead stream
-STREAM_RETRY_AFTER = 300.0  # after a failed connection, poll this long before trying the stream again
+RECONCILE_GRACE = 5.0  # how long after a poll found an entry the stream may still bring it
+STREAM_RETRY_AFTER = 600.0  # a demoted stream is tried again after this long; the feed polls meanwhile
+REOPEN_FIRST = 5.0  # a stream that cannot be opened is tried again after 5, 10, 20 s... (polling)
 QUICK_DROP = 5.0
+SINCE = "since:"  # a cursor that is a time: the first start's, until the first entry comes
 
 
 def newer(a: str, b: str | None) -> bool:
-    """Is id `a` after id `b`? Mastodon ids are numeric strings, GoToSocial's are ULIDs: ordering
-    by (length, text) is right for both."""
+    """Is id `a` after id `b`? Mastodon ids are numeric strings, GoToSocial's ULIDs and Akkoma's
+    flake ids fixed-width codes: ordering by (length, text) is right for all of them."""
     return b is None or (len(a), a) > (len(b), b)
 
 
-def _refused(error: BaseException | None) -> bool:
-    """The server answered the stream request with an error status (no such stream, streaming
-    off): Mastodon.py says so with a MastodonNetworkError, while an unreachable server raises
-    requests' own errors."""
-    return isinstance(error, (MastodonNetworkError, MastodonAPIError))
+def _order(entry: Mapping[str, Any]) -> tuple[int, str]:
+    ident = str(entry["id"])
+    return len(ident), ident
 
 
-class _Queue(StreamListener):
-    """Hands every stream event, and the stream's opening and end, to the feed's thread."""
-
-    def __init__(self) -> None:
-        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.response: Any = None  # the SSE response or the WebSocket handle: what close() ends
-        self.aborted: BaseException | None = None
-
-    def handle_stream(self, response: Any) -> None:
-        self.response = response
-        self.events.put(("open", None))
-        super().handle_stream(response)
-
-    def on_any_event(self, name: str, data: Any = None, for_stream: str | None = None) -> None:
-        self.events.put((name, data))
-
-    def on_abort(self, err: BaseException) -> None:
-        self.aborted = err
-
-    def on_websocket_error(self, error: BaseException, for_stream: Any = None) -> None:
-        self.aborted = error
-        self.close()  # a refused subscription: the feed decides what next
-
-    def close(self) -> None:
-        if self.response is not None:
-            self.response.close()
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:200]
 
 
 class Feed:
     """One cursor, one page reader, and optionally one stream. Subclasses say what they read."""
 
     cursor_key: str = ""
-    mode: str = "polling"
 
     def __init__(self, name: str, config: Config, store: Store, reader: PostReader,
-                 streaming: bool) -> None:
+                 streams: Streams | None) -> None:
         self.name, self.config, self.store, self.reader = name, config, store, reader
-        self.streaming = streaming
-        self.mode = "streaming" if streaming else "polling"
+        self.streams = streams
+        self.mode = "streaming" if streams else "polling"
+        self.reason = ""  # why a feed that could stream polls
+        self.missed = 0  # entries the reconciliation poll found that the stream did not deliver
         self.interval = config.mastodon.poll_interval
         self._stream_retry_at = 0.0
+        self._open_failures = 0
         self._quick_drops = 0
-        self.transport = "sse"
+        self._suspects: dict[str, float] = {}  # id -> when the stream is too late for it
 
     # ---- what a feed reads (overridden) ---------------------------------------------------------
 
-    def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
-        """Entries after `min_id` (the newest ones when None), in any order."""
+    def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
+        """Entries after `min_id` and before `max_id` (the newest when both are None)."""
         raise NotImplementedError
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         raise NotImplementedError
 
-    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
-        """Read the feed's stream into `listener`: over SSE, blocking; over the given WebSocket
-        handle, by subscribing (the handle's thread reads)."""
-        raise NotImplementedError
-
-    def open_websocket(self) -> Any:
-        """A WebSocket streaming connection to the server (feeds with a stream have a client)."""
+    def stream_query(self) -> dict[str, str]:
+        """The stream to open, as the URL names it (`stream`, and `tag` for a hashtag)."""
         raise NotImplementedError
 
     def stream_events(self, name: str, data: Any) -> tuple[list[Event], str | None]:
-        """The events of one stream message, and the cursor it moves to (None: unchanged)."""
-        if name == "update":
+        """The events of one stream message, and the timeline entry id it is (None: not one)."""
+        if name == "update" and isinstance(data, Mapping):
             return self.events(data), str(data["id"])
         return self.change_events(name, data), None
 
     def change_events(self, name: str, data: Any) -> list[Event]:
         """Edits and deletions, wherever they come from."""
-        if name == "status.update":
+        if name == "status.update" and isinstance(data, Mapping):
             post = self.reader.post(data)
             return [PostEdited(post)] if post else []
         if name == "delete":
@@ -130,30 +111,52 @@ class Feed:
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         while not stop.is_set():
-            if self.streaming and time.monotonic() >= self._stream_retry_at:
+            if self.streams is not None and time.monotonic() >= self._stream_retry_at:
                 self._live(emit, stop)
             else:
-                self._set_mode("polling")
+                self._set_mode("polling", self.reason)
                 self.catch_up(emit)
                 stop.wait(self.interval)
 
-    def catch_up(self, emit: Emit) -> None:
-        """Every entry after the stored cursor, oldest first; a first start begins at the newest."""
+    def catch_up(self, emit: Emit) -> list[str]:
+        """Every entry after the stored cursor, oldest first; returns the ids read."""
         cursor = self.store.cursor("mastodon", self.cursor_key)
         if cursor is None:
-            newest = max((str(e["id"]) for e in self.page(None)), key=lambda i: (len(i), i), default="0")
-            self.store.set_cursor("mastodon", self.cursor_key, newest)
-            log.info("mastodon %s: first start, reading from now on (cursor %s)", self.name, newest)
-            return
+            cursor = SINCE + iso(datetime.now(timezone.utc))
+            self.store.set_cursor("mastodon", self.cursor_key, cursor)
+            log.info("mastodon %s: first start; reading every entry from now on", self.name)
+        if cursor.startswith(SINCE):
+            return self._read_since(emit, datetime.fromisoformat(cursor[len(SINCE):]))
+        read = []
         while True:
-            entries = sorted(self.page(cursor), key=lambda e: (len(str(e["id"])), str(e["id"])))
+            entries = sorted(self.page(min_id=cursor), key=_order)
             for entry in entries:
                 if newer(str(entry["id"]), cursor):
-                    self._emit_all(emit, self._readable_events(entry))
-                    cursor = str(entry["id"])
-                    self.store.set_cursor("mastodon", self.cursor_key, cursor)
+                    cursor = self._handle(emit, entry)
+                    read.append(cursor)
             if len(entries) < PAGE:
-                return
+                return read
+
+    def _read_since(self, emit: Emit, since: datetime) -> list[str]:
+        """The entries created at or after `since`: paged back from the newest, then read oldest
+        first. The first entry's id replaces the time as the cursor."""
+        fresh: list[Mapping[str, Any]] = []
+        max_id = None
+        while True:
+            entries = sorted(self.page(max_id=max_id), key=_order, reverse=True)
+            recent = [e for e in entries if (_created(e) or since) >= since]
+            fresh += recent
+            if len(entries) < PAGE or len(recent) < len(entries):
+                break
+            max_id = str(entries[-1]["id"])
+        return [self._handle(emit, entry) for entry in reversed(fresh)]
+
+    def _handle(self, emit: Emit, entry: Mapping[str, Any]) -> str:
+        """Emit one polled entry's events and move the cursor to it."""
+        self._emit_all(emit, self._readable_events(entry))
+        ident = str(entry["id"])
+        self.store.set_cursor("mastodon", self.cursor_key, ident)
+        return ident
 
     def _readable_events(self, entry: Mapping[str, Any]) -> list[Event]:
         """The entry's events; an entry that cannot be read (a field missing or of the wrong
@@ -167,135 +170,149 @@ class Feed:
             return []
 
     def _live(self, emit: Emit, stop: threading.Event) -> None:
-        listener = _Queue()
-        threading.Thread(target=self._read_stream, args=(listener,), daemon=True,
-                         name=f"mastodon-{self.name}-sse").start()
-        started, received = time.monotonic(), False
+        assert self.streams is not None
         try:
-            name, data = listener.events.get()
-            if name != "open":
-                if isinstance(data, BaseException) and not _refused(data):
-                    raise data  # the server is unreachable: the supervisor backs off
-                if self.transport == "sse":
-                    log.info("mastodon %s: SSE refused (%s); trying WebSocket", self.name, data)
-                    self.transport = "websocket"
-                else:
-                    self.transport = "sse"
-                    self._stream_unavailable(data)
-                return
-            self._set_mode("streaming")
+            connection = self.streams.open(**self.stream_query())
+        except Exception as e:  # noqa: BLE001 - refused at any layer (TCP, TLS, HTTP): poll instead
+            self._open_failures += 1
+            self._demote(f"the stream could not be opened ({_describe(e)})",
+                         min(STREAM_RETRY_AFTER, REOPEN_FIRST * 2 ** (self._open_failures - 1)))
+            return
+        self._open_failures = 0
+        started, received = time.monotonic(), False
+        with connection:
+            self._set_mode("streaming", "")
             self.catch_up(emit)  # after the stream opened: nothing falls between the two
+            next_poll = time.monotonic() + self.interval
             while not stop.is_set():
                 try:
-                    name, data = listener.events.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                if name == "closed" and self.transport == "websocket" and isinstance(
-                        data, MastodonAPIError):  # the server refused the subscription itself
-                    self.transport = "sse"
-                    self._stream_unavailable(data)
+                    for name, data in events(connection.recv_batch(timeout=0.5)):
+                        self._on_stream(emit, name, data)
+                        received = True
+                except StreamRefused as e:
+                    self._demote(f"the server refused the subscription ({e})")
                     return
-                if name == "closed":
-                    log.info("mastodon %s: stream closed (%s); reconnecting", self.name,
-                             data or "end of stream")
+                except (ConnectionClosed, OSError) as e:
+                    log.info("mastodon %s: stream closed (%s); reconnecting", self.name, e or "end of stream")
                     break
-                self._on_stream(emit, name, data)
-                received = True
-        finally:
-            listener.close()
+                if self._late_entries():
+                    return
+                if time.monotonic() >= next_poll:
+                    self._reconcile(emit)
+                    next_poll = time.monotonic() + self.interval
         # A stream that keeps closing before saying anything: back off instead of hammering.
         flapping = not received and time.monotonic() - started < QUICK_DROP
         self._quick_drops = self._quick_drops + 1 if flapping else 0
         if self._quick_drops:
             stop.wait(min(30.0, 0.25 * 2 ** self._quick_drops))
 
-    def _read_stream(self, listener: _Queue) -> None:
-        try:
-            if self.transport == "websocket":
-                handle = listener.response = self.open_websocket()
-                self.open_stream(listener, handle)
-                listener.events.put(("open", None))
-                handle.join()
-                if listener.aborted is not None:
-                    raise listener.aborted
-            else:
-                self.open_stream(listener)
-            listener.events.put(("closed", None))
-        except Exception as e:  # noqa: BLE001 - reported to the feed's thread, which decides
-            listener.events.put(("closed", e))
-
     def _on_stream(self, emit: Emit, name: str, data: Any) -> None:
-        events, cursor = self.stream_events(name, data)
+        """Everything the stream brings is handled (the store makes a second sighting a no-op,
+        and a federated post can come with an id older than the cursor); the cursor only moves
+        forward."""
+        try:
+            found, ident = self.stream_events(name, data)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            log.warning("mastodon %s: skipping a stream message that cannot be read (%s: %s)",
+                        self.name, type(e).__name__, e)
+            return
+        if ident is not None:
+            self._suspects.pop(ident, None)
+        self._emit_all(emit, found)
         current = self.store.cursor("mastodon", self.cursor_key)
-        if cursor is not None and not newer(cursor, current):
-            return  # already read by the catch-up
-        self._emit_all(emit, events)
-        if cursor is not None:
-            self.store.set_cursor("mastodon", self.cursor_key, cursor)
+        if ident is not None and (current is None or current.startswith(SINCE) or newer(ident, current)):
+            self.store.set_cursor("mastodon", self.cursor_key, ident)
 
-    def _stream_unavailable(self, why: object) -> None:
-        self._stream_retry_at = time.monotonic() + STREAM_RETRY_AFTER
-        log.warning("mastodon %s: no stream (%s); polling every %g s", self.name, why, self.interval)
+    def _reconcile(self, emit: Emit) -> None:
+        """Poll while streaming; what the poll reads first, the stream has so far missed."""
+        deadline = time.monotonic() + RECONCILE_GRACE
+        for ident in self.catch_up(emit):
+            self._suspects[ident] = deadline
 
-    def _set_mode(self, mode: str) -> None:
-        if mode != self.mode:
-            log.info("mastodon %s: %s", self.name, mode if mode == "streaming"
-                     else f"polling every {self.interval:g} s")
-        self.mode = mode
+    def _late_entries(self) -> bool:
+        """Entries the poll found and the stream did not bring in time: count them, demote."""
+        now = time.monotonic()
+        late = [ident for ident, deadline in self._suspects.items() if deadline <= now]
+        if not late:
+            return False
+        self.missed += len(late)
+        self._demote(f"the stream missed {len(late)} entries the poll found ({self.missed} in all)")
+        return True
+
+    def _demote(self, why: str, retry_in: float = STREAM_RETRY_AFTER) -> None:
+        self._stream_retry_at = time.monotonic() + retry_in
+        self._suspects.clear()
+        log.warning("mastodon %s: %s; polling every %g s, the stream is tried again in %.0f s",
+                    self.name, why, self.interval, retry_in)
+        self._set_mode("polling", why)
+
+    def _set_mode(self, mode: str, reason: str) -> None:
+        if (mode, reason) != (self.mode, self.reason):
+            if mode == "streaming":
+                log.info("mastodon %s: streaming", self.name)
+            self.mode, self.reason = mode, reason
+            self.store.source_alive("mastodon", self.name, mode, reason=reason, missed=self.missed)
 
     @staticmethod
-    def _emit_all(emit: Emit, events: list[Event]) -> None:
-        for event in events:
+    def _emit_all(emit: Emit, found: list[Event]) -> None:
+        for event in found:
             emit(event)
 
 
-class HomeFeed(Feed):
-    """A feed of the bot's home server, read with the bot's token."""
+def _created(entry: Mapping[str, Any]) -> datetime | None:
+    """The entry's creation time; None when it cannot be read (the entry is then read, and
+    skipped there with a warning, rather than stop the feed)."""
+    value = entry.get("created_at")
+    try:
+        created = value if isinstance(value, datetime) else datetime.fromisoformat(
+            str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
-    def __init__(self, name: str, config: Config, store: Store, reader: PostReader, client: Mastodon,
-                 retry: Retrier) -> None:
-        super().__init__(name, config, store, reader, config.mastodon.streaming)
-        self.client, self.retry = client, retry
 
-    def open_websocket(self) -> Any:
-        return self.client.stream_open_websocket(timeout=STREAM_READ_TIMEOUT)
-
-
-class TagFeed(HomeFeed):
-    """Public posts with the hashtag, from the home server's hashtag stream or tag timeline."""
+class TagFeed(Feed):
+    """Public posts with the hashtag, from the home server's tag timeline and hashtag stream."""
 
     cursor_key = "tag"
 
     def __init__(self, config: Config, store: Store, reader: PostReader, client: Mastodon,
-                 retry: Retrier) -> None:
-        super().__init__("tag", config, store, reader, client, retry)
+                 retry: Retrier, streams: Streams | None) -> None:
+        super().__init__("tag", config, store, reader, streams)
+        self.client, self.retry = client, retry
 
-    def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
-        return list(self.retry(self.client.timeline_hashtag, self.config.hashtag, min_id=min_id,
-                               limit=PAGE))
+    def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
+        try:
+            return list(self.retry(self.client.timeline_hashtag, self.config.hashtag, min_id=min_id,
+                                   max_id=max_id, limit=PAGE))
+        except PermanentError as e:
+            if "not found" in str(e):  # GoToSocial: 404 "tag was not found" until a post used it
+                return []
+            raise
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         post = self.reader.post(entry)
         return [PostSeen(post)] if post else []
 
-    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
-        self.client.stream_hashtag(self.config.hashtag, listener, timeout=STREAM_READ_TIMEOUT,
-                                   websocket_handle=websocket)
+    def stream_query(self) -> dict[str, str]:
+        return {"stream": "hashtag", "tag": self.config.hashtag}
 
 
-class MentionFeed(HomeFeed):
+class MentionFeed(Feed):
     """Mentions of the bot (answers to prompts among them), and, live, the home timeline's tagged
-    posts, edits and deletions: the only way to see followers' non-public tagged posts."""
+    posts, edits and deletions: where the followed hashtag comes in, and the only way to see
+    followers' non-public tagged posts."""
 
     cursor_key = "notifications"
 
     def __init__(self, config: Config, store: Store, reader: PostReader, client: Mastodon,
-                 retry: Retrier) -> None:
-        super().__init__("mentions", config, store, reader, client, retry)
+                 retry: Retrier, streams: Streams | None) -> None:
+        super().__init__("mentions", config, store, reader, streams)
+        self.client, self.retry = client, retry
 
-    def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
+    def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
         return list(self.retry(self.client.notifications, types=["mention"], min_id=min_id,
-                               limit=PAGE))
+                               max_id=max_id, limit=PAGE))
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         if entry.get("type") != "mention" or not entry.get("status"):
@@ -303,13 +320,13 @@ class MentionFeed(HomeFeed):
         post = self.reader.post(entry["status"])
         return [PostSeen(post)] if post else []
 
-    def open_stream(self, listener: StreamListener, websocket: Any = None) -> None:
-        self.client.stream_user(listener, timeout=STREAM_READ_TIMEOUT, websocket_handle=websocket)
+    def stream_query(self) -> dict[str, str]:
+        return {"stream": "user"}
 
     def stream_events(self, name: str, data: Any) -> tuple[list[Event], str | None]:
-        if name == "notification":
+        if name == "notification" and isinstance(data, Mapping):
             return self.events(data), str(data["id"])
-        if name == "update":  # the home timeline: only tagged posts matter, the tag feed has the rest
+        if name == "update" and isinstance(data, Mapping):  # the home timeline: only tagged posts
             tags = {str(t["name"]).casefold() for t in data.get("tags") or ()}
             post = self.reader.post(data) if self.config.hashtag.casefold() in tags else None
             return ([PostSeen(post)] if post else []), None
@@ -323,14 +340,24 @@ class DiscoveryFeed(Feed):
 
     def __init__(self, instance: str, config: Config, store: Store, reader: PostReader,
                  home: Mastodon, retry: Retrier) -> None:
-        super().__init__(f"discovery {instance}", config, store, reader, streaming=False)
+        super().__init__(f"discovery {instance}", config, store, reader, streams=None)
         self.cursor_key = f"discovery:{instance}"
         self.remote = make_client(instance)
         self.home, self.retry = home, retry
 
-    def page(self, min_id: str | None) -> list[Mapping[str, Any]]:
-        return list(self.retry(self.remote.timeline_hashtag, self.config.hashtag, min_id=min_id,
-                               limit=PAGE))
+    def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
+        try:
+            return list(self.retry(self.remote.timeline_hashtag, self.config.hashtag, min_id=min_id,
+                                   max_id=max_id, limit=PAGE))
+        except PermanentError as e:
+            if "not found" in str(e):
+                return []
+            raise
+        except MastodonUnauthorizedError:
+            raise PermanentError(f"{self.name}: this server shows its tag timeline only to its own "
+                                 "users (GoToSocial does); remove it from "
+                                 "mastodon.discovery_instances, its posts reach the home server "
+                                 "when people there follow their authors") from None
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         if entry.get("reblog") or entry.get("visibility") != "public":

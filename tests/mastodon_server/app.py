@@ -24,6 +24,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from . import entities
 from .faults import Faults, RateLimiter
+from .flavours import sort_key
 from .state import ApiError, Event, Status, Token, World
 from .streaming import SENTINEL, Connection, Hub, sse_frame, stream_key, ws_frame
 
@@ -53,7 +54,10 @@ class Core:
 
     @property
     def streaming_url(self) -> str:
-        return "ws" + self.http_base[len("http") :]
+        """ws://, or wss:// on the same plain port to make the TLS handshake fail (a streaming
+        host behind a proxy that does not speak TLS, or GoToSocial's https-only URL)."""
+        scheme = "wss" if self.faults.streaming_wss else "ws"
+        return scheme + self.http_base[len("http") :]
 
 
 # ---------------------------------------------------------------- helpers
@@ -144,7 +148,7 @@ def paginate(
     request: web.Request,
     items: list[Any],
     p: MultiDict[str],
-    key: Callable[[Any], int],
+    key: Callable[[Any], Any],
     default: int = 20,
     maximum: int = 40,
 ) -> tuple[list[Any], dict[str, str]]:
@@ -153,13 +157,14 @@ def paginate(
         limit = min(max(int(p.get("limit", default)), 1), maximum)
     except ValueError:
         limit = default
-    items = sorted(items, key=key, reverse=True)
+    rank = lambda i: sort_key(str(key(i)))  # noqa: E731 - ids compare as the server orders them
+    items = sorted(items, key=rank, reverse=True)
     if p.get("max_id"):
-        items = [i for i in items if key(i) < int(p["max_id"])]
+        items = [i for i in items if rank(i) < sort_key(p["max_id"])]
     if p.get("since_id"):
-        items = [i for i in items if key(i) > int(p["since_id"])]
+        items = [i for i in items if rank(i) > sort_key(p["since_id"])]
     if p.get("min_id"):
-        items = [i for i in items if key(i) > int(p["min_id"])][-limit:]
+        items = [i for i in items if rank(i) > sort_key(p["min_id"])][-limit:]
     page = items[:limit]
     headers: dict[str, str] = {}
     if page:
@@ -309,7 +314,8 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def streaming_health(request: web.Request) -> web.Response:
-    if not core_of(request).faults.streaming_enabled:
+    core = core_of(request)
+    if not core.faults.streaming_enabled or not core.world.flavour.sse:
         return err(404, "Not Found")
     return web.Response(text="OK", content_type="text/plain")
 
@@ -496,7 +502,7 @@ async def follow_list(request: web.Request) -> web.Response:
         else:
             rows = [(fid, b) for (a, b), fid in w.follows.items() if a == aid]
         page, headers = paginate(
-            request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40, maximum=80
+            request, rows, MultiDict(request.query), key=lambda r: r[0], default=40, maximum=80
         )
         return jres([entities.account(w, w.accounts[r[1]]) for r in page], headers=headers)
 
@@ -521,7 +527,7 @@ async def account_statuses(request: web.Request) -> web.Response:
     with w.lock:
         w.account(aid)
         items = [s for s in w.statuses.values() if s.account_id == aid and can_see(w, s, who)]
-        page, headers = paginate(request, items, MultiDict(request.query), key=lambda s: int(s.id))
+        page, headers = paginate(request, items, MultiDict(request.query), key=lambda s: s.id)
         return jres([entities.status(w, s, who) for s in page], headers=headers)
 
 
@@ -532,6 +538,8 @@ async def post_status(request: web.Request) -> web.Response:
     who = me(request)
     tok = token_of(request)
     app = next((a for a in c.world.apps.values() if tok and a.id == tok.app_id), None)
+    key = request.headers.get("Idempotency-Key")
+    replayed = bool(key and c.world.flavour.replay_header and c.world.replays(who, key))
     st = c.world.post(
         who,
         p.get("status", ""),
@@ -545,7 +553,8 @@ async def post_status(request: web.Request) -> web.Response:
         application={"name": app.name, "website": app.website} if app else None,
     )
     with c.world.lock:
-        return jres(entities.status(c.world, st, who))
+        return jres(entities.status(c.world, st, who),
+                    headers={"idempotent-replayed": "true"} if replayed else None)
 
 
 def _visible(request: web.Request) -> tuple[World, Status, Optional[str]]:
@@ -586,6 +595,8 @@ async def edit_status(request: web.Request) -> web.Response:
 
 
 async def context(request: web.Request) -> web.Response:
+    if core_of(request).world.flavour.token_for_context:
+        me(request)
     w, st, who = _visible(request)
     with w.lock:
         ancestors: list[Status] = []
@@ -607,7 +618,7 @@ def _descendants(w: World, status_id: str) -> list[Status]:
     order (its recursive query sorts by the path of ids from the status)."""
     out: list[Status] = []
     kids = [s for s in w.statuses.values() if s.in_reply_to_id == status_id]
-    for kid in sorted(kids, key=lambda s: int(s.id)):
+    for kid in sorted(kids, key=lambda s: sort_key(s.id)):
         out += [kid, *_descendants(w, kid.id)]
     return out
 
@@ -639,7 +650,7 @@ async def status_people(request: web.Request) -> web.Response:
         else:
             rows = [(fid, k[0]) for k, fid in w.favourites.items() if k[1] == st.id]
         page, headers = paginate(
-            request, rows, MultiDict(request.query), key=lambda r: int(r[0]), default=40, maximum=80
+            request, rows, MultiDict(request.query), key=lambda r: r[0], default=40, maximum=80
         )
         return jres([entities.account(w, w.accounts[r[1]]) for r in page], headers=headers)
 
@@ -650,7 +661,13 @@ async def tag_timeline(request: web.Request) -> web.Response:
     who = viewer(request)
     tag = request.match_info["tag"].lower().lstrip("#")
     q = MultiDict(request.query)
+    if w.flavour.token_for_tag_timeline:
+        me(request)
+    if w.flavour.name == "gotosocial":  # its tag timeline knows only max_id/since_id/min_id/limit
+        q = MultiDict((k, v) for k, v in q.items() if k in ("max_id", "since_id", "min_id", "limit"))
     with w.lock:
+        if w.flavour.tag_404_until_used and not w.tag_used(tag):
+            return err(404, "Not Found: tag was not found, or not useable/listable on this instance")
         items = [
             s
             for s in w.statuses.values()
@@ -665,7 +682,7 @@ def _public_page(request: web.Request, w: Any, who: Any, q: MultiDict[str], item
         items = [s for s in items if s.local]
     if q.get("remote") in TRUE:
         items = [s for s in items if not s.local]
-    page, headers = paginate(request, items, q, key=lambda s: int(s.id))
+    page, headers = paginate(request, items, q, key=lambda s: s.id)
     return jres([entities.status(w, s, who) for s in page], headers=headers)
 
 
@@ -683,9 +700,40 @@ async def home_timeline(request: web.Request) -> web.Response:
     who = me(request)
     with w.lock:
         followed = set(w.following_of(who)) | {who}
-        items = [s for s in w.statuses.values() if s.account_id in followed and s.visibility != "direct"]
-        page, headers = paginate(request, items, MultiDict(request.query), key=lambda s: int(s.id))
+        items = [s for s in w.statuses.values()
+                 if (s.account_id in followed and s.visibility != "direct") or who in w.tagged_for(s)]
+        page, headers = paginate(request, items, MultiDict(request.query), key=lambda s: s.id)
         return jres([entities.status(w, s, who) for s in page], headers=headers)
+
+
+# ---------------------------------------------------------------- followed tags
+def _tag(w: World, name: str, who: Optional[str]) -> dict[str, Any]:
+    return {"name": name, "url": f"{w.base}/tags/{name}", "history": [],
+            "following": (who, name) in w.followed_tags if who else False}
+
+
+async def get_tag(request: web.Request) -> web.Response:
+    w = core_of(request).world
+    return jres(_tag(w, request.match_info["name"].lower(), viewer(request)))
+
+
+async def follow_tag(request: web.Request) -> web.Response:
+    w = core_of(request).world
+    who = me(request)
+    name = request.match_info["name"].lower().lstrip("#")
+    with w.lock:
+        if request.match_info["action"] == "follow":
+            w.followed_tags.add((who, name))
+        else:
+            w.followed_tags.discard((who, name))
+        return jres(_tag(w, name, who))
+
+
+async def followed_tags(request: web.Request) -> web.Response:
+    w = core_of(request).world
+    who = me(request)
+    with w.lock:
+        return jres([_tag(w, t, who) for a, t in sorted(w.followed_tags) if a == who])
 
 
 # ---------------------------------------------------------------- notifications
@@ -703,7 +751,7 @@ async def notifications(request: web.Request) -> web.Response:
         ]
         if q.get("account_id"):
             items = [n for n in items if n.from_account_id == q["account_id"]]
-        page, headers = paginate(request, items, q, key=lambda n: int(n.id), default=40, maximum=80)
+        page, headers = paginate(request, items, q, key=lambda n: n.id, default=40, maximum=80)
         return jres([entities.notification(w, n) for n in page], headers=headers)
 
 
@@ -842,7 +890,7 @@ async def sse_stream(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
     path = request.path.rstrip("/")
     stream = STREAM_PATHS[path]
-    if not _stream_allowed(core, stream) or not core.faults.sse_enabled:
+    if not _stream_allowed(core, stream) or not core.faults.sse_enabled or not core.world.flavour.sse:
         return err(404, "Not Found")
     who = viewer(request)
     if stream.startswith("user") and who is None:
@@ -885,6 +933,9 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
     core = core_of(request)
     if not core.faults.streaming_enabled:
         return err(404, "Not Found")
+    flavour = core.world.flavour
+    if not flavour.ws_authorization_header:
+        request.pop(TOKEN_KEY, None)  # Akkoma reads `access_token` or Sec-WebSocket-Protocol only
     token = request.query.get("access_token") or request.headers.get("Sec-WebSocket-Protocol")
     if token and TOKEN_KEY not in request:
         tok = core.world.tokens.get(token)
@@ -900,13 +951,17 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
     conn = Connection(viewer=who, transport="ws")
     core.hub.register(conn)
 
-    def subscribe(msg: dict[str, Any], on: bool) -> Optional[str]:
+    def subscribe(msg: dict[str, Any], on: bool, in_url: bool = False) -> Optional[str]:
         stream = str(msg.get("stream", ""))
         if not _stream_allowed(core, stream):
             return "Unknown stream type"
-        key = stream_key(stream, who, msg.get("tag"))
+        key = stream_key(stream, who, msg.get("tag") if in_url or flavour.ws_subscribe_params else None)
         if key is None:
             return "No valid tag or user for stream"
+        if flavour.fed_streams is not None and stream not in flavour.fed_streams:
+            return None  # GoToSocial: accepted ("unknown 'stream' field" in its log), never fed
+        if stream in core.faults.silent_streams:
+            return None
         if on:
             conn.subs[key[0]] = key[1]
         else:
@@ -914,7 +969,7 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
         return None
 
     if request.query.get("stream"):
-        problem = subscribe(dict(request.query), True)
+        problem = subscribe(dict(request.query), True, in_url=True)
         if problem:
             await ws.send_str(json.dumps({"error": problem, "status": 400}))
 
@@ -928,7 +983,7 @@ async def ws_stream(request: web.Request) -> web.StreamResponse:
                 continue
             if data.get("type") in ("subscribe", "unsubscribe"):
                 problem = subscribe(data, data["type"] == "subscribe")
-                if problem:
+                if problem and flavour.ws_subscribe_params:  # Akkoma only logs a bad topic
                     await ws.send_str(json.dumps({"error": problem, "status": 400}))
         conn.queue.put_nowait(None)
 
@@ -991,6 +1046,9 @@ def build_app(
     add("POST", "/api/v1/statuses/{id}/{action:reblog|unreblog|favourite|unfavourite}", status_action)
     add("GET", "/api/v1/statuses/{id}/{kind:reblogged_by|favourited_by}", status_people)
     add("GET", "/api/v1/timelines/tag/{tag}", tag_timeline)
+    add("GET", "/api/v1/tags/{name}", get_tag)
+    add("POST", "/api/v1/tags/{name}/{action:follow|unfollow}", follow_tag)
+    add("GET", "/api/v1/followed_tags", followed_tags)
     add("GET", "/api/v1/timelines/public", public_timeline)
     add("GET", "/api/v1/timelines/home", home_timeline)
     add("GET", "/api/v1/notifications", notifications)

@@ -13,7 +13,6 @@ from typing import Any, Optional
 from .render_text import note_html
 from .state import Account, App, Notification, Status, World
 
-VERSION = "4.3.0"
 API_VERSION = 2
 
 
@@ -178,7 +177,21 @@ def status(world: World, st: Status, viewer: Optional[str]) -> dict[str, Any]:
             "quote_approval": _approval("automatic" if viewer is not None else "unknown"),
         }
     )
+    if world.flavour.interaction_policy:
+        out["interaction_policy"] = interaction_policy(acc.reblog_policy)
     return out
+
+
+def interaction_policy(reblog: str) -> dict[str, Any]:
+    """GoToSocial's status `interaction_policy` (internal/api/model/interactionpolicy.go), with the
+    deprecated `always`/`with_approval` names beside `automatic_approval`/`manual_approval`."""
+    def rules(automatic: list[str], manual: list[str]) -> dict[str, list[str]]:
+        return {"automatic_approval": automatic, "manual_approval": manual,
+                "always": automatic, "with_approval": manual}
+    reblogs = {"public": (["public"], []), "approval": (["author"], ["public"]),
+               "nobody": (["author"], [])}[reblog]
+    return {"can_favourite": rules(["public", "me"], []), "can_reply": rules(["public", "me"], []),
+            "can_reblog": rules(*reblogs)}
 
 
 def notification(world: World, n: Notification) -> dict[str, Any]:
@@ -249,7 +262,7 @@ def instance_v1(world: World, http_base: str, max_characters: int, streaming: st
         "short_description": "",
         "description": "",
         "email": "",
-        "version": VERSION,
+        "version": world.flavour.version,
         "urls": {"streaming_api": streaming},
         "stats": {"user_count": local_users, "status_count": local_statuses, "domain_count": 1},
         "thumbnail": f"{http_base}/packs/media/images/preview.png",
@@ -285,7 +298,7 @@ def instance_v2(world: World, http_base: str, max_characters: int, streaming: st
     return {
         "domain": world.domain,
         "title": "Mastodon",
-        "version": VERSION,
+        "version": world.flavour.version,
         "source_url": "https://github.com/mastodon/mastodon",
         "description": "",
         "usage": {"users": {"active_month": local_users}},
@@ -357,7 +370,7 @@ def nodeinfo(world: World) -> dict[str, Any]:
     users = sum(1 for a in world.accounts.values() if a.domain is None)
     return {
         "version": "2.0",
-        "software": {"name": "mastodon", "version": VERSION},
+        "software": {"name": world.flavour.software, "version": world.flavour.version},
         "protocols": ["activitypub"],
         "services": {"outbound": [], "inbound": []},
         "usage": {

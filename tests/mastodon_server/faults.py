@@ -31,6 +31,8 @@ class Faults:
         self.streaming_enabled = True
         self.hashtag_stream_enabled = True
         self.sse_enabled = True  # off: WebSocket only, like GoToSocial
+        self.silent_streams: set[str] = set()  # subscriptions accepted and never fed ("hashtag")
+        self.streaming_wss = False  # advertise wss:// on the plain port: the TLS handshake fails
         self._forced: list[ForcedStatus] = []
         self._delays: list[tuple[re.Pattern[str], float]] = []
 
@@ -68,6 +70,8 @@ class Faults:
             self.streaming_enabled = True
             self.hashtag_stream_enabled = True
             self.sse_enabled = True
+            self.silent_streams = set()
+            self.streaming_wss = False
 
 
 class RateLimiter:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .flavours import FLAVOURS
 from .server import MastodonServer
 
 
@@ -24,6 +25,13 @@ def server() -> Iterator[MastodonServer]:
     would make the bot wait minutes in a burst of 100. Waiting is right (test_mastodon_adapter
     checks it under a small window of its own), but it is not what the fault scenarios measure."""
     with MastodonServer(heartbeat=0.5, rate_limit=100_000) as server:
+        yield server
+
+
+@pytest.fixture(params=sorted(FLAVOURS))
+def flavoured_server(request: pytest.FixtureRequest) -> Iterator[MastodonServer]:
+    """`server`, once per server family (flavours.py): Mastodon, GoToSocial, Akkoma."""
+    with MastodonServer(heartbeat=0.5, rate_limit=100_000, flavour=request.param) as server:
         yield server
 
 

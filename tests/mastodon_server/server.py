@@ -20,6 +20,7 @@ from aiohttp import web
 from . import entities
 from .app import Core, build_app, jres, resolve_remote
 from .faults import Faults
+from .flavours import FLAVOURS, sort_key
 from .state import IDEMPOTENCY_TTL, Account, Event, Status, World
 
 
@@ -36,7 +37,9 @@ class MastodonServer:
         heartbeat: float = 15.0,
         oauth_metadata: bool = False,
         idempotency_ttl: float = IDEMPOTENCY_TTL,
+        flavour: str = "mastodon",
     ) -> None:
+        self.flavour = FLAVOURS[flavour]  # which server family to imitate (flavours.py)
         self._requested_port = port
         self._domain = domain
         self.port = 0
@@ -65,6 +68,7 @@ class MastodonServer:
                 self._domain or f"127.0.0.1:{self.port}",
                 scheme="https" if self._domain else "http",
                 idempotency_ttl=self._idempotency_ttl,
+                flavour=self.flavour,
             )
             self.core = Core(world, **self._settings)  # type: ignore[arg-type]
             self.core.limiter.limit, self.core.limiter.period = self._rate
@@ -192,6 +196,10 @@ class MastodonServer:
         )
         return self.status_json(st.id, viewer=aid)
 
+    def set_reblog_policy(self, username: str, policy: str) -> None:
+        """GoToSocial's `can_reblog` for the account's posts: "public", "approval" or "nobody"."""
+        self.account(username).reblog_policy = policy
+
     def delete(self, status_id: str) -> None:
         self.world.delete(None, status_id)
 
@@ -218,7 +226,7 @@ class MastodonServer:
             if username is not None:
                 aid = self._aid(username)
                 out = [s for s in out if s.account_id == aid]
-            return sorted(out, key=lambda s: int(s.id))
+            return sorted(out, key=lambda s: sort_key(s.id))
 
     def reblogs(self) -> list[tuple[str, str]]:
         """(account_id, status_id) pairs."""
@@ -233,7 +241,8 @@ class MastodonServer:
         aid = self._aid(username)
         with self.world.lock:
             items = sorted(
-                (n for n in self.world.notifications.values() if n.account_id == aid), key=lambda n: int(n.id)
+                (n for n in self.world.notifications.values() if n.account_id == aid),
+                key=lambda n: sort_key(n.id),
             )
             return [entities.notification(self.world, n) for n in items]
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from .flavours import MASTODON, Flavour, IdMaker
+
 IDEMPOTENCY_TTL = 3600.0  # seconds Mastodon keeps an Idempotency-Key (PostStatusService)
 MENTION_RE = re.compile(r"(?<![\w/])@([A-Za-z0-9_]+)(?:@([A-Za-z0-9_.\-:]+[A-Za-z0-9]))?")
 TAG_RE = re.compile(r"(?<![\w/&#])#([^\W_][\w]*)", re.UNICODE)
@@ -50,6 +52,7 @@ class Account:
     url: str = ""
     uri: str = ""
     last_status_at: Optional[datetime] = None
+    reblog_policy: str = "public"  # GoToSocial's can_reblog: "public", "approval" or "nobody"
 
     @property
     def acct(self) -> str:
@@ -123,8 +126,13 @@ class Event:
 class World:
     """All server state; thread-safe through a re-entrant lock."""
 
-    def __init__(self, domain: str, scheme: str = "https", idempotency_ttl: float = IDEMPOTENCY_TTL) -> None:
+    def __init__(self, domain: str, scheme: str = "https", idempotency_ttl: float = IDEMPOTENCY_TTL,
+                 flavour: Flavour = MASTODON) -> None:
         self.lock = threading.RLock()
+        self.flavour = flavour
+        self.ids = IdMaker(flavour.ids)
+        self.followed_tags: set[tuple[str, str]] = set()  # (account id, tag)
+        self.pending_reblogs: set[tuple[str, str]] = set()  # (account, status): awaiting approval
         self.domain = domain
         self.scheme = scheme
         self.idempotency_ttl = idempotency_ttl  # a test may set 0: every key already expired
@@ -140,18 +148,17 @@ class World:
         self.auth_codes: dict[str, tuple[str, str, list[str]]] = {}  # code -> (client_id, account, scopes)
         self.idempotency: dict[tuple[str, str], tuple[str, float]] = {}
         self.listeners: list[Callable[[Event], None]] = []
-        self._last_id = 0
         self._small_id = 0
 
     # ---- ids -------------------------------------------------------------
     def next_id(self) -> str:
-        """Snowflake-like id: milliseconds << 16, strictly increasing."""
-        with self.lock:
-            candidate = int(time.time() * 1000) << 16
-            self._last_id = max(candidate, self._last_id + 1)
-            return str(self._last_id)
+        """A strictly increasing id in the flavour's format (Mastodon: milliseconds << 16)."""
+        return self.ids.next()
 
     def next_small_id(self) -> str:
+        """Mastodon numbers notifications and apps from 1; the others use their usual ids."""
+        if self.flavour.ids != "snowflake":
+            return self.ids.next()
         with self.lock:
             self._small_id += 1
             return str(self._small_id)
@@ -290,7 +297,7 @@ class World:
             raise ApiError(422, "Validation failed: Visibility is not included in the list")
         with self.lock:
             acc = self.account(account_id)
-            if idempotency_key:
+            if idempotency_key and self.flavour.idempotency:
                 self._expire_idempotency()
                 hit = self.idempotency.get((account_id, idempotency_key))
                 if hit and hit[0] in self.statuses:
@@ -431,6 +438,10 @@ class World:
             key = (account_id, orig.id)
             if key in self.reblogs and self.reblogs[key] in self.statuses:
                 return self.statuses[self.reblogs[key]]
+            author = self.accounts[orig.account_id]
+            policy = author.reblog_policy if self.flavour.interaction_policy else "public"
+            if policy == "nobody" and account_id != orig.account_id:
+                raise ApiError(403, "Forbidden: you do not have permission to boost this status")
             acc = self.account(account_id)
             rid = self.next_id()
             st = Status(
@@ -447,11 +458,30 @@ class World:
             )
             self.statuses[rid] = st
             self.reblogs[key] = rid
+            if policy == "approval" and account_id != orig.account_id:
+                self.pending_reblogs.add(key)  # stored, shown to no one until the author accepts
+                return st
             n = self._notify("reblog", orig.account_id, account_id, orig.id)
         self.emit(Event("update", status=st))
         if n:
             self.emit(Event("notification", notification=n))
         return st
+
+    def tagged_for(self, st: Status) -> set[str]:
+        """Accounts that follow one of the status's tags (it reaches their home timeline)."""
+        if st.visibility != "public" or st.reblog_of_id is not None:
+            return set()
+        return {a for a, t in self.followed_tags if t in st.tags}
+
+    def replays(self, account_id: str, key: str) -> bool:
+        """Would posting with this Idempotency-Key return the status an earlier call made?"""
+        with self.lock:
+            self._expire_idempotency()
+            hit = self.idempotency.get((account_id, key))
+            return bool(hit and hit[0] in self.statuses)
+
+    def tag_used(self, tag: str) -> bool:
+        return any(tag in s.tags for s in (*self.statuses.values(), *self.deleted.values()))
 
     def unreblog(self, account_id: str, status_id: str) -> Status:
         with self.lock:

@@ -89,6 +89,7 @@ class Hub:
                 keys.add(f"hashtag:{t}")
                 if st.local:
                     keys.add(f"hashtag:local:{t}")
+            keys.update(f"user:{a}" for a in w.tagged_for(st))  # followed tags reach home timelines
         return keys
 
     def _dispatch(self, event: Event) -> None:

@@ -1,4 +1,4 @@
-"""A blocking websocket client for the streams, without a reader thread: websockets' Sans-I/O
+"""A blocking websocket client for the streams of both networks, without a reader thread: websockets' Sans-I/O
 protocol (the one its own clients are built on) over a plain socket read in the caller's thread.
 
 The firehose sends thousands of small messages a second, and the bot reads them in batches. The
@@ -16,11 +16,13 @@ from __future__ import annotations
 import socket
 import ssl
 import time
+from collections.abc import Mapping, Sequence
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosedError, InvalidHandshake
 from websockets.frames import Frame, Opcode
 from websockets.protocol import Event, State
+from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 READ_SIZE = 1 << 20  # what one read may take from the kernel's buffer: a batch
@@ -35,9 +37,12 @@ class Connection:
     threads (close wakes a waiting `recv_batch`); nothing else is thread-safe."""
 
     def __init__(self, url: str, *, max_size: int, open_timeout: float = 10.0,
-                 tls: ssl.SSLContext | None = None) -> None:
+                 tls: ssl.SSLContext | None = None, headers: Mapping[str, str] | None = None,
+                 subprotocols: Sequence[str] = ()) -> None:
         uri = parse_uri(url)
-        self.protocol = ClientProtocol(uri, max_size=max_size)
+        self.protocol = ClientProtocol(uri, max_size=max_size, subprotocols=[
+            Subprotocol(p) for p in subprotocols] or None)
+        self._headers = dict(headers or {})
         self.sock = socket.create_connection((uri.host, uri.port), timeout=open_timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if uri.secure:  # wss://, verified against the system's CAs unless told otherwise
@@ -54,7 +59,10 @@ class Connection:
             raise
 
     def _handshake(self, timeout: float) -> None:
-        self.protocol.send_request(self.protocol.connect())
+        request = self.protocol.connect()
+        for name, value in self._headers.items():
+            request.headers[name] = value
+        self.protocol.send_request(request)
         self._flush()
         deadline = time.monotonic() + timeout
         events: list[Event] = []
