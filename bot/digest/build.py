@@ -147,10 +147,11 @@ def build_digest(store: Store, config: Config, period: Period) -> Digest:
     lang = config.language if config.language in LABELS else "fr"
     labels = {c.key: c.title(lang) for c in config.categories} | {UNCLASSIFIED: LABELS[lang]["unclassified"]}
     keys = [*order, UNCLASSIFIED]
-    # Stored times are ISO strings in UTC to the second, so "created in [start, end)" is a string
-    # comparison with the first whole second at or after each boundary; the last one stays
-    # truncated, as the store has always read the range.
-    bounds = [_bound(p.start) for p in history] + [iso(period.end)]
+    # Stored times are ISO strings in UTC, truncated to the second, so "created in [start, end)"
+    # is a string comparison with the first whole second at or after each boundary. (The end of
+    # a span that runs until now is such a boundary too: truncated, it left out what was posted
+    # in the current second.)
+    bounds = [_bound(p.start) for p in history] + [_bound(period.end)]
 
     shares = store.digest_shares(bounds[-2], bounds[-1])
     tallied, shared = tally([s[3] for s in shares], [s[4] for s in shares], order)
