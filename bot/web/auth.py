@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from bot.store import Store, iso
+from bot.web.site import site
 
 ENV_SECRET = "NUMPOLVILLE_WEB_SECRET"
 FAILURES_PER_MINUTE = 5
@@ -126,4 +127,4 @@ def moderator(request: Request) -> str | None:
     name = request.session.get("moderator")
     if not isinstance(name, str):
         return None
-    return name if request.app.state.site.store.moderator_hash(name) else None
+    return name if site(request).store.moderator_hash(name) else None

@@ -24,17 +24,13 @@ from bot import model as m
 from bot.digest.render import format_date
 from bot.store_web import QUEUE_STATES
 from bot.web.auth import RateLimit, check_csrf, check_password, csrf_token, moderator
-from bot.web.site import PER_PAGE, Site, page_number, pages
+from bot.web.site import PER_PAGE, page_number, pages, site
 
 MAX_FIELD = 2000
 MAX_BODY = 64 * 1024
 ACTIONS = ("classify", "withdraw", "restore", "block", "unblock")
 VIEWS = {"": ("queue", QUEUE_STATES), "classified": ("classified", ("classified",)),
          "withdrawn": ("withdrawn", ("withdrawn",))}
-
-
-def site(request: Request) -> Site:
-    return request.app.state.site
 
 
 def _safe_next(value: Any) -> str:

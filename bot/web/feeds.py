@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from bot.digest.build import Entry
 from bot.digest.render import entry_html
-from bot.web.site import Site
+from bot.web.site import Site, site
 
 LATEST = 50  # items per feed
 MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml",
@@ -27,7 +27,7 @@ MEDIA_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml",
 
 
 def feed(request: Request) -> Response:
-    s: Site = request.app.state.site
+    s = site(request)
     name, _, fmt = request.path_params["name"].rpartition(".")
     keys = {c["key"] for c in s.categories}
     if fmt not in MEDIA_TYPES or (name != "all" and name not in keys):

@@ -18,15 +18,11 @@ from bot.digest.period import Period, week_of
 from bot.digest.render import context as digest_context
 from bot.digest.render import period_label
 from bot.health import assess
-from bot.web.site import PER_PAGE, Site, page_number, pages
+from bot.web.site import PER_PAGE, page_number, pages, site
 
 WEEK = re.compile(r"(\d{4})-W(\d{2})")
 MAX_QUERY = 200
 MAX_SILENCE = 300.0  # `numpolville status`'s default
-
-
-def site(request: Request) -> Site:
-    return request.app.state.site
 
 
 def home(request: Request) -> Response:

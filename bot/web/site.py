@@ -1,5 +1,5 @@
 """What every page of the site needs: the configuration, the store, the templates and the texts,
-and how to turn a store row into an entry. Handlers get it from `request.app.state.site`."""
+and how to turn a store row into an entry. Handlers get it with `site(request)`."""
 
 from __future__ import annotations
 
@@ -99,6 +99,11 @@ class Site:
         """One entry per item (pages and feeds list items, not the digest's grouped links)."""
         return [make_entry([r], r["category"] if r["state"] == "classified" else UNCLASSIFIED,
                            self.tz) for r in rows]
+
+
+def site(request: Request) -> Site:
+    """The Site of the application serving `request` (set by `create_app`)."""
+    return request.app.state.site
 
 
 def page_number(request: Request) -> int:
