@@ -194,14 +194,15 @@ def table(res: dict[str, Any]) -> None:
     row("  entries listed / in the week", None if not e else (e.get("listed"), e.get("in_period")),
         "{0[0]:,} / {0[1]:,}")
     row("database bytes per item", g("store", "digest", "bytes_per_item"), "{:.0f}")
-    for name, target in (("home_cold", 50), ("home_served", 50), ("category", 50),
+    for name, target in (("home_cold", None), ("home_served", 50), ("category", 50),
                          ("category_page_50", 50), ("search", 100), ("search_two_words", 100),
                          ("search_everywhere", 100), ("feed_atom", 50), ("feed_category_json", 50),
                          ("archive", 50)):
         v = g("web", name, "p95")
         row(f"site {name.replace('_', ' ')} p50 / p95, ms", None if v is None else (
-            g("web", name, "p50") * 1000, v * 1000), "{0[0]:.1f} / {0[1]:.1f}", f"p95 < {target} ms",
-            None if v is None else v * 1000 < target)
+            g("web", name, "p50") * 1000, v * 1000), "{0[0]:.1f} / {0[1]:.1f}",
+            f"p95 < {target} ms" if target else "(what a 2 s cache spares)",
+            None if v is None or target is None else v * 1000 < target)
     row("site, 20 concurrent clients, requests/s", g("web", "concurrent", "per_second"), "{:,.0f}")
     m = g("memory", "rss_mb")
     row("RSS after 1M frames, MB", m, "{:.0f}", "< 150 MB", m is not None and m < 150)
