@@ -165,6 +165,8 @@ def _restore(event: ModeratorRestore, ctx: Context) -> list[Action]:
     item = ctx.item
     if item is None or item.state != "withdrawn":
         return [Ignore(event.network, event.uri, "only a withdrawn item can be restored")]
+    if item.boosted:  # withdrawn and still boosted: the withdrawal's unboost is under way
+        return [Ignore(event.network, event.uri, "its unboost is still under way; restore it once done")]
     why = f"a moderator ({event.by}) restored it"
     if not item.category:
         return [SetState(item.network, item.uri, "seen", why)]

@@ -257,3 +257,20 @@ def test_config_check_shows_the_web_section():
                                                   "trusted_proxies": ["10.0.0.1"]}})))
     assert rows["web.enabled"] == "True" and rows["web.public_url"] == "https://v.example"
     assert rows["web.bind"] == "127.0.0.1:8080" and rows["web.trusted_proxies"] == "10.0.0.1"
+
+
+def test_a_decision_the_rules_decline_is_told(site):
+    """A restore while the withdrawal's unboost is still under way: declined, and said so."""
+    network, uri, _ = new_item(site, state="withdrawn", category="projet")
+    site.store._exec("UPDATE items SET boosted_at = '2025-03-28T12:00:00+00:00' WHERE uri = ?", (uri,))
+    with closing(site.login()) as c:
+        token = csrf(c.get("/moderation/").text)
+        r = c.post("/moderation/restore", data={"csrf": token, "network": network, "uri": uri,
+                                                "back": "/moderation/withdrawn"})
+        assert r.status_code == 303 and row(site, uri)["state"] == "withdrawn"
+        assert "Décision non appliquée" in c.get("/moderation/withdrawn").text
+        assert "Décision non appliquée" not in c.get("/moderation/withdrawn").text  # said once
+        site.store._exec("UPDATE items SET boosted_at = NULL WHERE uri = ?", (uri,))  # unboost done
+        c.post("/moderation/restore", data={"csrf": token, "network": network, "uri": uri})
+        assert row(site, uri)["state"] == "classified"
+        assert "Décision non appliquée" not in c.get("/moderation/withdrawn").text

@@ -24,7 +24,7 @@ from bot import model as m
 from bot.digest.render import format_date
 from bot.store_web import QUEUE_STATES
 from bot.web.auth import RateLimit, check_csrf, check_password, csrf_token, moderator
-from bot.web.site import PER_PAGE, page_number, pages, site
+from bot.web.site import PER_PAGE, Site, page_number, pages, site
 
 MAX_FIELD = 2000
 MAX_BODY = 64 * 1024
@@ -126,7 +126,8 @@ def _desk_page(request: Request, view: str, heading: str, **values: Any) -> Resp
     tabs = [("", s.t["queue"]), ("classified", s.t["classified"]), ("withdrawn", s.t["withdrawn"]),
             ("authors", s.t["blocked"]), ("history", s.t["history"])]
     ctx = s.context(request, "desk", view=view, heading=heading, tabs=tabs, csrf=csrf_token(request),
-                    moderator=request.scope["moderator"], back=request.url.path, **values)
+                    moderator=request.scope["moderator"], back=request.url.path,
+                    flash=request.session.pop("flash", ""), **values)
     ctx.setdefault("intro", "")
     return s.page("desk", ctx)
 
@@ -161,7 +162,21 @@ async def decide(request: Request) -> Response:
         else:
             event = m.ModeratorRestore(network, field["uri"], by)  # type: ignore[arg-type]
     s.dispatch(event)
+    if not _applied(s, event):  # the rules declined (the reason is in the event log)
+        request.session["flash"] = s.t["not_applied"]
     return RedirectResponse(_safe_next(form.get("back")), 303)
+
+
+def _applied(s: Site, event: m.Event) -> bool:
+    """Whether the store now shows what the moderator asked for."""
+    if isinstance(event, m.ModeratorBlock):
+        return s.store.author_state(event.network, event.author_id).blocked == event.blocked
+    item = s.store.item(event.network, event.uri)  # type: ignore[union-attr]
+    if item is None:
+        return False
+    if isinstance(event, m.ModeratorDecision):
+        return item.state == "classified" and item.category == event.category
+    return (item.state == "withdrawn") == isinstance(event, m.ModeratorWithdrawal)
 
 
 class SignedIn:

@@ -60,6 +60,8 @@ WORDS: dict[str, dict[str, str]] = {
         "classify": "Classer", "withdraw": "Retirer", "restore": "Rétablir", "block": "Bloquer l'auteur",
         "unblock": "Débloquer", "category": "Catégorie", "state": "État", "author": "Auteur",
         "when": "Quand", "who": "Qui", "what": "Décision", "item": "Partage",
+        "not_applied": "Décision non appliquée : le partage a changé entre-temps (voir l'historique "
+        "et le journal). Réessayez dans un instant.",
         "author_blocked": "auteur bloqué", "nothing_here": "Rien ici.", "see_post": "voir la publication",
         "decision_classify": "classé", "decision_withdraw": "retiré", "decision_restore": "rétabli",
         "decision_block": "auteur bloqué", "decision_unblock": "auteur débloqué",
@@ -103,6 +105,8 @@ WORDS: dict[str, dict[str, str]] = {
         "classify": "Classify", "withdraw": "Withdraw", "restore": "Restore", "block": "Block the author",
         "unblock": "Unblock", "category": "Category", "state": "State", "author": "Author",
         "when": "When", "who": "Who", "what": "Decision", "item": "Share",
+        "not_applied": "Decision not applied: the share changed meanwhile (see the history and the "
+        "log). Try again in a moment.",
         "author_blocked": "author blocked", "nothing_here": "Nothing here.", "see_post": "see the post",
         "decision_classify": "classified", "decision_withdraw": "withdrawn",
         "decision_restore": "restored", "decision_block": "author blocked",
