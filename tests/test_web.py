@@ -20,7 +20,8 @@ from bot import model as m
 from bot.health import assess
 
 PAGES = ["/", "/archive/", "/archive/2025-W13", "/archive/2025-W12", "/category/projet",
-         "/category/contexte", "/search?q=texte", "/search?q=alert", "/about", "/login"]
+         "/category/contexte", "/search?q=texte", "/search?q=alert", "/about", "/login",
+         "/embed/projet", "/embed/all"]
 FEEDS = [f"/feeds/{name}.{fmt}" for name in ("all", "projet", "contexte") for fmt in ("atom", "rss", "json")]
 LEFT_OUT = ["withdrawn.example", "skipped.example", "deleted.example", "optedout.example",
             "unauthenticated.example", "noindex.example", "private.example"]
@@ -137,6 +138,19 @@ def test_payload_text_is_shown_as_text(site):
     with site.client() as c:
         text = dom(c.get("/search", params={"q": "texte"}).text).text_content()
     assert "Texte" in text  # the harmless words are kept
+
+
+def test_only_embed_pages_may_be_framed(site):
+    with site.client() as c:
+        r = c.get("/embed/projet")
+        assert c.get("/embed/nope").status_code == 404
+    assert "frame-ancestors *" in r.headers["content-security-policy"]
+    assert "script-src" not in r.headers["content-security-policy"]
+    assert "x-frame-options" not in r.headers and r.headers["x-content-type-options"] == "nosniff"
+    page = dom(r.text)
+    names = [h.text_content().strip() for h in page.xpath("//li[@class='entry']/h2")]
+    assert names[0] == "Même lien, partagé aussi côté Mastodon" and len(names) == 10
+    assert all(a.get("target") == "_blank" for a in page.xpath("//li[@class='entry']//a"))
 
 
 def test_security_headers_on_every_answer(site):

@@ -85,7 +85,8 @@ def test_pages_are_accessible_and_a_moderator_works_in_the_browser(site, browser
 
     problems = {}
     for name, path in [("home", "/"), ("category-projet", "/category/projet"),
-                       ("search-quartier", "/search?q=quartier"), ("login", "/login")]:
+                       ("search-quartier", "/search?q=quartier"), ("embed", "/embed/projet"),
+                       ("login", "/login")]:
         driver.get(site.url + path)
         assert driver.find_element(By.TAG_NAME, "h1").text, path
         problems[path] = axe_violations(driver)

@@ -19,7 +19,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.config import Config
 from bot.curator import Curator
@@ -27,21 +26,10 @@ from bot.model import Event
 from bot.store import Store
 from bot.web import desk, feeds, pages
 from bot.web.auth import SESSION_SECONDS, RateLimit, session_secret
+from bot.web.security import SecurityHeaders
 from bot.web.site import Site
 
 STATIC = Path(__file__).parent / "static"
-# No script at all; the site's stylesheet and inline style attributes (the digest's, which must
-# also work pasted into an e-mail) but no <style> element; forms only to the site itself; never
-# inside a frame.
-CSP = ("default-src 'none'; style-src 'self' 'unsafe-inline'; style-src-elem 'self'; "
-       "img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-SECURITY_HEADERS = [
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-]
 
 
 def create_app(config: Config, store: Store, *, dispatch: Callable[[Event], Any] | None = None,
@@ -65,24 +53,3 @@ def create_app(config: Config, store: Store, *, dispatch: Callable[[Event], Any]
     app.state.site = site
     app.state.login_limit = RateLimit()
     return app
-
-
-class SecurityHeaders:
-    """The same headers on every answer, errors and static files included."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []),
-                                      *((k, v) for k, v in SECURITY_HEADERS if k not in names)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

@@ -18,11 +18,13 @@ from bot.digest.period import Period, week_of
 from bot.digest.render import context as digest_context
 from bot.digest.render import period_label
 from bot.health import assess
+from bot.web.security import EMBEDDABLE_CSP
 from bot.web.site import PER_PAGE, page_number, pages, site
 
 WEEK = re.compile(r"(\d{4})-W(\d{2})")
 MAX_QUERY = 200
 MAX_SILENCE = 300.0  # `numpolville status`'s default
+EMBED_ITEMS = 10
 
 
 def home(request: Request) -> Response:
@@ -91,6 +93,22 @@ def search(request: Request) -> Response:
         **pages(request, page, len(rows) > PER_PAGE)))
 
 
+def embed(request: Request) -> Response:
+    """/embed/KEY (or /embed/all): the newest items, for other sites to show in a frame, the one
+    kind of page any site may frame."""
+    s = site(request)
+    key = request.path_params["key"]
+    if key != "all" and key not in {c["key"] for c in s.categories}:
+        raise HTTPException(404)
+    rows = s.store.classified_items(None if key == "all" else key, EMBED_ITEMS)
+    heading = s.title if key == "all" else s.labels[key]
+    page_url = s.base_url(request) + ("/" if key == "all" else f"/category/{key}")
+    response = s.page("embed", s.context(request, heading=heading, entries=s.entries(rows),
+                                         page_url=page_url))
+    response.headers["content-security-policy"] = EMBEDDABLE_CSP
+    return response
+
+
 def about(request: Request) -> Response:
     s = site(request)
     return s.page("about", s.context(request, "about"))
@@ -127,5 +145,6 @@ ROUTES = [
     Route("/category/{key}", category),
     Route("/search", search),
     Route("/about", about),
+    Route("/embed/{key}", embed),
     Route("/healthz", healthz),
 ]
