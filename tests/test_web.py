@@ -317,3 +317,17 @@ def test_english_https_site_behind_a_trusted_proxy(english_site, site):
         assert [sign_in(f"nobody{n}", "203.0.113.9") for n in range(5)] == [401] * 5
         limited, other = sign_in("other", "203.0.113.9"), sign_in("other", "198.51.100.1")
     assert (limited, other) == (429, 401)
+
+
+def test_a_taken_port_is_a_clear_error(site):
+    import socket
+
+    from bot.web.app import create_app
+    from bot.web.server import Background
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(RuntimeError, match=f"could not listen on 127.0.0.1:{port}"):
+            Background(site.config, create_app(site.config, site.store, secret="s"), port=port).start()

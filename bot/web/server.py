@@ -57,7 +57,13 @@ class Background:
         if port is not None:
             settings.port = port
         self.server = uvicorn.Server(settings)
-        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+        self.thread = threading.Thread(target=self._run, name="web", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.server.run()
+        except SystemExit:  # uvicorn's way to say it cannot listen (logged): `start` reports it
+            pass
 
     def start(self, timeout: float = 10.0) -> Background:
         self.thread.start()
