@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+AXE_DIR := tests/web
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 include Makefile.bsky
@@ -12,7 +13,8 @@ install: .install.stamp
 
 # The package (editable) with its test and browse extras, the local Bluesky network (npm) and the
 # Debian packages the tests use (PostgreSQL for the AppView, Chromium for the digest page).
-.install.stamp: pyproject.toml $(BSKY_DIR)/node_modules/.stamp .postgres.stamp .chromium.stamp
+.install.stamp: pyproject.toml $(BSKY_DIR)/node_modules/.stamp .postgres.stamp .chromium.stamp \
+		.chromedriver.stamp $(AXE_DIR)/node_modules/.stamp
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,browse]'
@@ -30,6 +32,18 @@ install: .install.stamp
 	elif [ "$$(id -u)" = "0" ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk && touch $@; \
 	else echo "wrk: not installed and not root: the feed benchmark is skipped (apt-get install wrk)"; fi
+
+# Chromium's WebDriver, for the site's browser tests (Selenium drives Debian's Chromium with it).
+.chromedriver.stamp: .chromium.stamp
+	@if command -v chromedriver >/dev/null 2>&1; then touch $@; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium-driver && touch $@; \
+	else echo "chromedriver: not installed and not root: the site's browser tests will fail (apt-get install chromium-driver)"; fi
+
+# axe-core (npm, pinned in tests/web/package.json), injected into the site's pages by the browser tests.
+$(AXE_DIR)/node_modules/.stamp: $(AXE_DIR)/package.json
+	cd $(AXE_DIR) && npm install --no-audit --no-fund --silent
+	touch $@
 
 # The whole suite. Exit code 5 (no test collected) is a failure, never a silent pass.
 test: .install.stamp
@@ -50,4 +64,5 @@ bench: .install.stamp .wrk.stamp
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf .install.stamp .chromium.stamp .postgres.stamp .wrk.stamp $(VENV) $(BSKY_DIR)/node_modules data/demo
+	rm -rf .install.stamp .chromium.stamp .chromedriver.stamp .postgres.stamp .wrk.stamp $(VENV) \
+		$(BSKY_DIR)/node_modules $(AXE_DIR)/node_modules data/demo

@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import ingest as bi
 from bench import store as bs
+from bench import web
 from bench.record import read_frames, read_lines
 
 HERE = Path(__file__).parent
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
              ("end_to_end", lambda: end_to_end(bot, total // 2)),
              ("store", lambda: {"upserts": bs.upserts(),
                                 "digest": bs.digest(bs.synthetic_store(a.items), runs=1 if a.quick else 3)}),
+             ("web", lambda: web.run(bs.synthetic_store(a.items), requests=20 if a.quick else 60,
+                                     seconds=2 if a.quick else 5)),
              ("memory", lambda: memory(1_000_000 if not a.quick else 200_000)),
              ("startup", startup)]
     if not a.quick:
@@ -204,6 +207,16 @@ def table(res: dict[str, Any]) -> None:
     tok = g("feeds", "token_us")
     row("  a service token checked (key cached), µs", tok, "{:.0f}", "< 1,000",
         tok is not None and tok < 1000)
+    for name, target in (("home_cold", None), ("home_served", 50), ("category", 50),
+                         ("category_page_50", 50), ("search", 100), ("search_two_words", 100),
+                         ("search_everywhere", 100), ("feed_atom", 50), ("feed_category_json", 50),
+                         ("archive", 50)):
+        v = g("web", name, "p95")
+        row(f"site {name.replace('_', ' ')} p50 / p95, ms", None if v is None else (
+            g("web", name, "p50") * 1000, v * 1000), "{0[0]:.1f} / {0[1]:.1f}",
+            f"p95 < {target} ms" if target else "(what a 2 s cache spares)",
+            None if v is None or target is None else v * 1000 < target)
+    row("site, 20 concurrent clients, requests/s", g("web", "concurrent", "per_second"), "{:,.0f}")
     m = g("memory", "rss_mb")
     row("RSS after 1M frames, MB", m, "{:.0f}", "< 150 MB", m is not None and m < 150)
     gr = g("memory", "growth_second_half_mb")

@@ -28,6 +28,9 @@ app.add_typer(config_app, name="config")
 feeds_app = typer.Typer(help="Bluesky custom feeds: one per category and one for all, served by the "
                              "web site ([bluesky.feeds]).", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
+moderator_app = typer.Typer(help="The moderation desk's accounts (numpolville serve).",
+                            no_args_is_help=True)
+app.add_typer(moderator_app, name="moderator")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option(
     "--config", "-c", help="Config file [default: $NUMPOLVILLE_CONFIG or config/numpolville.toml]",
@@ -60,9 +63,15 @@ def _guarded(fn: Callable[[], T]) -> T:
         raise _fail(str(e), 1) from None
 
 
-def _load(config: Path | None) -> Config:
+def _load(config: Path | None, *, required: bool = False) -> Config:
+    """The configuration; with `required` (the long-running commands), a missing file is an
+    error that points to `numpolville init` rather than the defaults."""
     from bot import config as cfg
 
+    path = cfg.resolve_path(config)
+    if required and not path.exists():
+        raise _fail(f"no configuration file found at {path}. `numpolville init` writes one "
+                    "(or give --config PATH, or set $NUMPOLVILLE_CONFIG).", 2)
     loaded = cfg.load(config)
     for warning in loaded.warnings:
         _console(stderr=True).print(f"[yellow]Warning:[/] {warning}", highlight=False)
@@ -98,16 +107,93 @@ def run(config: ConfigOpt = None,
     from bot import logs
 
     def body() -> None:
-        loaded = _load(config)
+        loaded = _load(config, required=True)
         cfg.check_ready(loaded)
         logs.setup(log_format, logging.DEBUG if verbose else logging.INFO, loaded.secrets())
         from bot.runtime import Runtime, build_adapters
 
         store = _store(loaded)
+        runtime = Runtime(loaded, store, build_adapters(loaded, store))
+        web, web_store = None, None
+        if loaded.web.enabled:  # the site in a thread; the desk's decisions go to this runtime
+            from bot.web.app import create_app
+            from bot.web.server import Background
+
+            web_store = _store(loaded)  # its own connection: pages never wait for the bot
+            web = Background(loaded, create_app(loaded, web_store, dispatch=runtime.emit)).start()
         try:
-            Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+            runtime.run_forever()
         finally:
+            if web and web_store:
+                web.stop()
+                web_store.close()
             store.close()  # the WAL is folded into the database and removed
+
+    _guarded(body)
+
+
+@app.command()
+def serve(config: ConfigOpt = None,
+          log_format: Annotated[str, typer.Option(help="rich or json")] = "rich",
+          ) -> None:
+    """Serve the site, its feeds and the moderation desk alone (`[web] bind`), until SIGTERM or
+    Ctrl-C. The desk's decisions are carried out by the running bot (`numpolville run`)."""
+    import logging
+
+    from bot import logs
+
+    def body() -> None:
+        loaded = _load(config, required=True)
+        logs.setup(log_format, logging.INFO, loaded.secrets())
+        from bot.web.server import serve as serve_web
+
+        serve_web(loaded, _store(loaded))
+
+    _guarded(body)
+
+
+@moderator_app.command("add")
+def moderator_add(name: Annotated[str, typer.Argument(help="The moderator's sign-in name")],
+                  config: ConfigOpt = None,
+                  password_stdin: Annotated[bool, typer.Option(
+                      "--password-stdin", help="Read the password from standard input")] = False,
+                  ) -> None:
+    """Add a moderator (or set a new password): asked for twice, or read with --password-stdin."""
+    from bot.web.auth import AuthError, add_moderator
+
+    def body() -> None:
+        store = _store(_load(config))
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            add_moderator(store, name, password)
+        except AuthError as e:
+            raise _fail(str(e), 2) from None
+        _console().print(f"Moderator {name} can sign in at /login.", highlight=False)
+
+    _guarded(body)
+
+
+@moderator_app.command("list")
+def moderator_list(config: ConfigOpt = None) -> None:
+    """The moderators, by name (passwords are stored as argon2 hashes only)."""
+    def body() -> None:
+        for row in _store(_load(config)).moderators():
+            print(f"{row['name']}\tsince {row['created_at']}")
+
+    _guarded(body)
+
+
+@moderator_app.command("remove")
+def moderator_remove(name: Annotated[str, typer.Argument(help="The moderator's sign-in name")],
+                     config: ConfigOpt = None) -> None:
+    """Remove a moderator: their sessions stop working at once."""
+    def body() -> None:
+        if not _store(_load(config)).remove_moderator(name):
+            raise _fail(f"no moderator named {name!r}", 1)
+        _console().print(f"Moderator {name} removed.", highlight=False)
 
     _guarded(body)
 
@@ -151,6 +237,9 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
              ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
              ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
              ("policy.moderators", ", ".join(p.moderators)), ("policy.bots", p.bots)]
+    w = c.web
+    rows += [("web.enabled", str(w.enabled)), ("web.bind", w.bind), ("web.public_url", w.public_url),
+             ("web.title", w.title), ("web.trusted_proxies", ", ".join(w.trusted_proxies))]
     return rows
 
 

@@ -77,6 +77,8 @@ def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
         yield from bluesky_checks(config.bluesky, config.database)
     if config.bluesky.feeds.enabled:
         yield guarded("bluesky feeds", bluesky_feeds, config)
+    if config.web.public_url:
+        yield guarded("site", site, config.web.public_url)
 
 
 # ---- local -----------------------------------------------------------------------------------------
@@ -139,6 +141,23 @@ def headroom(name: str, remaining: int, limit: int) -> Check:
         return warned(name, f"{remaining}/{limit} calls left in this window ({share:.0%})",
                       "another client shares this token, or the bot was busy: it slows down by itself")
     return passed(name, f"{remaining}/{limit} calls left in this window")
+
+
+def site(public_url: str) -> Check:
+    """`[web] public_url` answers: the site's /healthz is reached there (whatever it judges)."""
+    import requests
+
+    url = f"{public_url}/healthz"
+    try:
+        response = requests.get(url, timeout=10, allow_redirects=False)
+    except requests.RequestException as e:
+        return failed("site", f"{url} does not answer ({type(e).__name__})",
+                      "start `numpolville serve` (or `run` with [web] enabled), and check that the "
+                      "reverse proxy forwards public_url to [web] bind")
+    if response.status_code not in (200, 503) or "healthy" not in response.text:
+        return failed("site", f"{url} answers {response.status_code}, not the site's health check",
+                      "point the reverse proxy at [web] bind, or fix [web] public_url")
+    return passed("site", f"{public_url} answers")
 
 
 # ---- Mastodon --------------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class AuthorState:
     opted_out: bool = False
     prompts_today: int = 0
     erased_at: datetime | None = None  # when `forget` erased her, if it did
+    blocked: bool = False  # a moderator blocked the author: never prompted, never listed
 
 
 # ---- events: what happened, as the adapters report it -------------------------------------------
@@ -122,14 +123,38 @@ class ModeratorDecision:
 
 @dataclass(frozen=True)
 class ModeratorWithdrawal:
-    """A moderator takes an item out of the veille (the web desk's "withdraw")."""
+    """A moderator takes an item off the veille (the web desk): unboosted, never listed."""
 
     network: Network
     uri: str
     by: str
 
 
-Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision, ModeratorWithdrawal]
+@dataclass(frozen=True)
+class ModeratorRestore:
+    """A moderator puts a withdrawn item back (the web desk)."""
+
+    network: Network
+    uri: str
+    by: str
+
+
+@dataclass(frozen=True)
+class ModeratorBlock:
+    """A moderator blocks (`blocked`) or unblocks an author (the web desk)."""
+
+    network: Network
+    author_id: str
+    handle: str
+    by: str
+    blocked: bool = True
+
+
+# The decisions a moderator takes by name (on the web desk or with `numpolville classify`): each
+# is also written to the event log as a decision, the desk's history.
+DECISIONS = (ModeratorDecision, ModeratorWithdrawal, ModeratorRestore, ModeratorBlock)
+Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision,
+              ModeratorWithdrawal, ModeratorRestore, ModeratorBlock]
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,7 @@ class Context:
     prompted_item: Item | None = None
     author: AuthorState = field(default_factory=AuthorState)
     bot_ids: frozenset[str] = frozenset()
+    boosted_items: tuple[Item, ...] = ()  # the author's items the bot boosts (for a block)
 
 
 # ---- actions: what to do, as the core decides -----------------------------------------------------
@@ -220,6 +246,17 @@ class OptOut:
 
 
 @dataclass(frozen=True)
+class SetBlocked:
+    """A moderator's block (or unblock) of an author."""
+
+    network: Network
+    author_id: str
+    handle: str
+    blocked: bool
+    by: str
+
+
+@dataclass(frozen=True)
 class NoteReply:
     """A "help" or "not understood" reply given for an item: counted, so each is given once."""
 
@@ -245,7 +282,7 @@ class Ignore:
 
 
 Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               NoteReply, Unseen, Ignore]
+               SetBlocked, NoteReply, Unseen, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

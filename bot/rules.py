@@ -19,7 +19,9 @@ from bot.model import (
     Ignore,
     Item,
     ItemState,
+    ModeratorBlock,
     ModeratorDecision,
+    ModeratorRestore,
     ModeratorWithdrawal,
     Network,
     NoteReply,
@@ -32,6 +34,7 @@ from bot.model import (
     PromptTimedOut,
     Record,
     Reply,
+    SetBlocked,
     SetState,
     Unboost,
     Unseen,
@@ -53,8 +56,12 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
     if isinstance(event, PromptTimedOut):
         return _timed_out(event, ctx)
     if isinstance(event, ModeratorWithdrawal):
-        return _withdraw(ctx.item, "withdrawn", f"withdrawn by the moderator {event.by}", event.uri,
+        return _withdraw(ctx.item, "withdrawn", f"a moderator ({event.by}) withdrew it", event.uri,
                          event.network)
+    if isinstance(event, ModeratorRestore):
+        return _restore(event, ctx)
+    if isinstance(event, ModeratorBlock):
+        return _block(event, ctx)
     return _moderator_decision(event, ctx, config)
 
 
@@ -78,6 +85,8 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
     if post.author.is_bot() and config.policy.bots == "ignore":
         return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
+    if ctx.author.blocked:  # kept for the desk, never prompted, boosted nor listed
+        return [Record(post, "seen", reason="a moderator blocked the author")]
     category = category_from_tags(post.tags, post.text, config.categories)
     if category:
         return [Record(post, "classified", category, post.author.handle,
@@ -159,6 +168,36 @@ def _timed_out(event: PromptTimedOut, ctx: Context) -> list[Action]:
     if ctx.item is None or ctx.item.state != "prompted":
         return [Ignore(event.network, event.uri, "no prompt waiting")]
     return [SetState(event.network, event.uri, "expired", "no answer before the timeout")]
+
+
+def _restore(event: ModeratorRestore, ctx: Context) -> list[Action]:
+    """Back to what it was before the withdrawal: classified (and boosted) when it had a
+    category, else waiting in the desk's queue."""
+    item = ctx.item
+    if item is None or item.state != "withdrawn":
+        return [Ignore(event.network, event.uri, "only a withdrawn item can be restored")]
+    if item.boosted:  # withdrawn and still boosted: the withdrawal's unboost is under way
+        return [Ignore(event.network, event.uri, "its unboost is still under way; restore it once done")]
+    why = f"a moderator ({event.by}) restored it"
+    if not item.category:
+        return [SetState(item.network, item.uri, "seen", why)]
+    actions: list[Action] = [SetState(item.network, item.uri, "classified", why)]
+    if not item.boosted and item.visibility == "public":
+        actions.append(Boost(item.network, item.uri, item.ref))
+    return actions
+
+
+def _block(event: ModeratorBlock, ctx: Context) -> list[Action]:
+    """A blocked author is never prompted nor listed, and the bot stops boosting them (an
+    unblock lists them again, without boosting again: a moderator restores what deserves it)."""
+    if ctx.author.blocked == event.blocked:
+        return [Ignore(event.network, "", "the author is already " +
+                       ("blocked" if event.blocked else "not blocked"))]
+    actions: list[Action] = [SetBlocked(event.network, event.author_id, event.handle, event.blocked,
+                                        event.by)]
+    if event.blocked:
+        actions += [Unboost(i.network, i.uri, i.ref) for i in ctx.boosted_items]
+    return actions
 
 
 def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) -> list[Action]:

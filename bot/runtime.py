@@ -26,6 +26,7 @@ from bot.store import Intent, Store
 
 log = logging.getLogger("numpolville.runtime")
 TICK = 30.0
+PENDING_POLL = 2.0  # seconds between two looks for intents written by another process (`serve`)
 RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds before a failed effect is tried again, doubling
 EVENT_MARK_INTERVAL = 1.0  # seconds between two "last event" writes for one source
 
@@ -237,9 +238,17 @@ class Runtime:
             log.warning("digest publication failed, will retry: %s", e)
 
     def _timer(self) -> None:
-        """Expire unanswered prompts and re-queue effects that failed for a transient reason."""
-        while not self.stop.wait(TICK):
-            self._note(self._tick)
+        """Expire unanswered prompts and re-queue effects that failed for a transient reason
+        (every TICK); in between, take up the intents another process wrote (the moderation
+        desk of `numpolville serve`), so that its decisions reach the networks within seconds."""
+        last = time.monotonic()
+        while not self.stop.wait(min(TICK, PENDING_POLL)):
+            if time.monotonic() - last >= TICK:
+                last = time.monotonic()
+                self._note(self._tick)
+            else:
+                for adapter in self.adapters:
+                    self._note(self._enqueue_pending, adapter)
 
     def _tick(self) -> None:
         for network, source in self.sources:

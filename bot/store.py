@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -22,10 +22,37 @@ from typing import Any, get_args
 import sqlite_utils
 
 from bot import model as m
+from bot.store_web import FTS_COLUMNS, WebQueries
 
 log = logging.getLogger("numpolville.store")
 
-SCHEMA: list[str] = [
+# A migration is SQL statements, or a function of the database for what sqlite-utils builds.
+Migration = str | Callable[[sqlite_utils.Database], None]
+
+
+def _search_index(db: sqlite_utils.Database) -> None:
+    """Full-text search over what a person looks for (the site's /search): accents and case
+    ignored ("mediation" finds "médiation"), plurals and endings too (the Porter stemmer over
+    unicode61: "quartier" finds "quartiers"; a prefix query instead reads every match of a
+    common word, for a tenth of a second), built and filled by sqlite-utils. Kept in step by
+    triggers; the update trigger fires only when a searched column changes, so the state and
+    intent bookkeeping, and a post seen again, never rewrite the index. `replace` makes it safe
+    to run again after a crash in the middle (sqlite-utils commits as it goes)."""
+    db.table("items").enable_fts(FTS_COLUMNS, tokenize="porter unicode61 remove_diacritics 2", replace=True)
+    cols = ", ".join(FTS_COLUMNS)
+    new, old = (", ".join(f"{p}.{c}" for c in FTS_COLUMNS) for p in ("new", "old"))
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in FTS_COLUMNS)
+    delete = f"INSERT INTO items_fts (items_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old});"
+    insert = f"INSERT INTO items_fts (rowid, {cols}) VALUES (new.rowid, {new});"
+    db.executescript(f"""
+        CREATE TRIGGER IF NOT EXISTS items_ai AFTER INSERT ON items BEGIN {insert} END;
+        CREATE TRIGGER IF NOT EXISTS items_ad AFTER DELETE ON items BEGIN {delete} END;
+        CREATE TRIGGER IF NOT EXISTS items_au AFTER UPDATE OF {cols} ON items WHEN {changed}
+            BEGIN {delete} {insert} END;
+    """)
+
+
+SCHEMA: list[Migration] = [
     # 1: the first schema
     """
     CREATE TABLE items (
@@ -113,6 +140,21 @@ SCHEMA: list[str] = [
         erased_at TEXT NOT NULL, PRIMARY KEY (network, account_id)
     );
     """,
+    # 7 (issue 14): the site's full-text search
+    _search_index,
+    # 8 (issue 14): the site and the moderation desk: blocked authors, moderators' accounts (an
+    # argon2 hash, never a password), category pages and feeds newest first, the last change
+    # (feeds' Last-Modified)
+    """
+    ALTER TABLE authors ADD COLUMN blocked INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE moderators (
+        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_at TEXT NOT NULL
+    );
+    CREATE INDEX items_classified ON items (category, created_at) WHERE state = 'classified';
+    CREATE INDEX items_updated ON items (updated_at);
+    CREATE INDEX authors_updated ON authors (updated_at);
+    CREATE INDEX events_action ON events (action, id);
+    """,
 ]
 CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
@@ -135,7 +177,7 @@ class Intent:
     attempts: int
 
 
-class Store:
+class Store(WebQueries):
     def __init__(self, path: str | Path, *, clock: Any = now) -> None:
         self.path = Path(path)
         if str(path) != ":memory:":
@@ -164,8 +206,11 @@ class Store:
         for version, sql in enumerate(SCHEMA, start=1):
             if version in done:
                 continue
+            if callable(sql):  # commits as it goes: written so that running it again is safe
+                with self.lock:
+                    sql(self.db)
             with self.transaction():
-                for statement in filter(str.strip, sql.split(";")):
+                for statement in filter(str.strip, sql.split(";") if isinstance(sql, str) else []):
                     conn.execute(statement)
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
 
@@ -209,11 +254,12 @@ class Store:
         return _item(row) if row else None
 
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
-        """Opted out (in her profile, or in the suppression record an erasure left) and how many
-        prompts she had in the last 24 hours."""
-        opted_out, erased_at = self._exec(
+        """Opted out (in her profile, or in the suppression record an erasure left), blocked by a
+        moderator, and how many prompts she had in the last 24 hours."""
+        opted_out, erased_at, blocked = self._exec(
             "SELECT EXISTS (SELECT 1 FROM authors WHERE network = ?1 AND id = ?2 AND opted_out) "
-            "OR coalesce(s.opted_out, 0), s.erased_at FROM (SELECT 1) "
+            "OR coalesce(s.opted_out, 0), s.erased_at, "
+            "EXISTS (SELECT 1 FROM authors WHERE network = ?1 AND id = ?2 AND blocked) FROM (SELECT 1) "
             "LEFT JOIN suppressions s ON s.network = ?1 AND s.account_id = ?2",
             (network, author_id)).fetchone()
         since = iso(self.clock() - timedelta(days=1))
@@ -221,7 +267,8 @@ class Store:
             "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
             (network, author_id, since)).fetchone()[0]
         return m.AuthorState(opted_out=bool(opted_out), prompts_today=count,
-                             erased_at=datetime.fromisoformat(erased_at) if erased_at else None)
+                             erased_at=datetime.fromisoformat(erased_at) if erased_at else None,
+                             blocked=bool(blocked))
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
         if isinstance(event, (m.PostSeen, m.PostEdited)):
@@ -231,6 +278,11 @@ class Store:
                 prompted_item=self.item_by_prompt(post.network, post.reply_to) if post.reply_to else None,
                 author=self.author_state(post.network, post.author.id),
                 bot_ids=bot_ids)
+        if isinstance(event, m.ModeratorBlock):
+            boosted = self._all("SELECT * FROM items WHERE network = ? AND author_id = ? "
+                                "AND boosted_at IS NOT NULL", event.network, event.author_id)
+            return m.Context(author=self.author_state(event.network, event.author_id), bot_ids=bot_ids,
+                             boosted_items=tuple(map(_item, boosted)))
         return m.Context(item=self.item(event.network, event.uri), bot_ids=bot_ids)
 
     # ---- applying what the core decided ---------------------------------------------------------
@@ -245,6 +297,8 @@ class Store:
         with self.transaction():
             if post:
                 self._upsert_author(post.author, at)
+            if isinstance(event, m.DECISIONS):
+                self._log_decision(event, at)
             for action in actions:
                 # An action on the event's post (an ignored answer too) is logged with its
                 # author, so that `forget` finds every trace of her.
@@ -268,8 +322,13 @@ class Store:
             self._exec(f"UPDATE items SET {column} = {column} + 1 WHERE network = ? AND uri = ?",
                        (a.network, a.uri))
         elif isinstance(a, m.OptOut):
-            self._exec("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
-                                 (a.network, a.author_id))
+            self._exec("UPDATE authors SET opted_out = 1, updated_at = ? WHERE network = ? AND id = ?",
+                       (at, a.network, a.author_id))
+        elif isinstance(a, m.SetBlocked):
+            self._exec(
+                "INSERT INTO authors (network, id, handle, blocked, updated_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (network, id) DO UPDATE SET blocked = excluded.blocked, "
+                "updated_at = excluded.updated_at", (a.network, a.author_id, a.handle, int(a.blocked), at))
         self.log(a, at, author)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
 
@@ -541,24 +600,27 @@ class Store:
 
     # ---- digests --------------------------------------------------------------------------------
 
-    # What a digest may show: no withdrawn, deleted or skipped item, nothing private, and nothing by
-    # an author of `digest_excluded_authors`, passed as JSON arrays (?3 their ids, ?4 "network id":
-    # the cheap test on the id alone spares the concatenation to almost every row). Every column
-    # read is in the `items_digest` index, so the table itself is never read.
-    _DIGEST_SHOWN = ("created_at >= ?1 AND created_at < ?2 AND state NOT IN ('withdrawn', 'deleted', "
-                     "'skipped') AND NOT deleted AND visibility IN ('public', 'unlisted') "
-                     "AND NOT (author_id IN (SELECT value FROM json_each(?3)) "
-                     "AND network || ' ' || author_id IN (SELECT value FROM json_each(?4)))")
+    # What a digest, the site or a feed may show: no withdrawn, deleted or skipped item, nothing
+    # private, and nothing by an author of `digest_excluded_authors`, passed as JSON arrays (?3
+    # their ids, ?4 "network id": the cheap test on the id alone spares the concatenation to almost
+    # every row). ?1 and ?2 are the query's own. Every column a digest reads is in the
+    # `items_digest` index, so the table itself is never read.
+    _SHOWN = ("state NOT IN ('withdrawn', 'deleted', 'skipped') AND NOT deleted "
+              "AND visibility IN ('public', 'unlisted') "
+              "AND NOT (author_id IN (SELECT value FROM json_each(?3)) "
+              "AND network || ' ' || author_id IN (SELECT value FROM json_each(?4)))")
+    _DIGEST_SHOWN = "created_at >= ?1 AND created_at < ?2 AND " + _SHOWN
     # A share's vote for a category: its category once classified, else none.
     _DIGEST_VOTE = "CASE WHEN state = 'classified' THEN category END"
     _DIGEST_NETWORKS = get_args(m.Network)
 
     def digest_excluded_authors(self) -> set[tuple[str, str]]:
-        """(network, id) of the authors whose posts never go into a digest: opted out, #nobot
-        (or #noindex, #noai) in their bio, or labelled `!no-unauthenticated`."""
+        """(network, id) of the authors whose posts never go into a digest, a page or a feed:
+        opted out, #nobot (or #noindex, #noai) in their bio, labelled `!no-unauthenticated`, or
+        blocked by a moderator."""
         rows = self._exec(
-            "SELECT network, id, opted_out, nobot, labels FROM authors WHERE opted_out OR nobot "
-            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]')) "
+            "SELECT network, id, opted_out OR blocked, nobot, labels FROM authors WHERE opted_out "
+            "OR nobot OR blocked OR (labels IS NOT NULL AND labels NOT IN ('', '[]')) "
             "UNION SELECT network, account_id, opted_out, 0, NULL FROM suppressions WHERE opted_out"
         ).fetchall()
         out = set()
@@ -711,6 +773,8 @@ def _describe(a: m.Action) -> tuple[str, str, str | None, str]:
         return p.network, p.uri, p.author.id, reason
     if isinstance(a, m.OptOut):
         return a.network, "", a.author_id, "the author asked not to be prompted again"
+    if isinstance(a, m.SetBlocked):
+        return a.network, "", a.author_id, f"{'blocked' if a.blocked else 'unblocked'} by {a.by}"
     if isinstance(a, m.Classify):
         return a.network, a.uri, None, f"{a.category} by {a.by}: {a.reason}"
     reason = getattr(a, "reason", "") or type(a).__name__.lower()

@@ -2,4 +2,4 @@
 
 Both are real servers on 127.0.0.1; the Bluesky network starts once per session (~7 s)."""
 
-pytest_plugins = ["tests.mastodon_server.pytest_plugin", "tests.bsky_network"]
+pytest_plugins = ["tests.mastodon_server.pytest_plugin", "tests.bsky_network", "tests.web_server"]

@@ -147,10 +147,11 @@ def build_digest(store: Store, config: Config, period: Period) -> Digest:
     lang = config.language if config.language in LABELS else "fr"
     labels = {c.key: c.title(lang) for c in config.categories} | {UNCLASSIFIED: LABELS[lang]["unclassified"]}
     keys = [*order, UNCLASSIFIED]
-    # Stored times are ISO strings in UTC to the second, so "created in [start, end)" is a string
-    # comparison with the first whole second at or after each boundary; the last one stays
-    # truncated, as the store has always read the range.
-    bounds = [_bound(p.start) for p in history] + [iso(period.end)]
+    # Stored times are ISO strings in UTC, truncated to the second, so "created in [start, end)"
+    # is a string comparison with the first whole second at or after each boundary. (The end of
+    # a span that runs until now is such a boundary too: truncated, it left out what was posted
+    # in the current second.)
+    bounds = [_bound(p.start) for p in history] + [_bound(period.end)]
 
     shares = store.digest_shares(bounds[-2], bounds[-1])
     tallied, shared = tally([s[3] for s in shares], [s[4] for s in shares], order)
@@ -264,10 +265,10 @@ def _listed(store: Store, groups: list[Group], cap: int, tz: Any) -> dict[str, l
     owner = {i: g for g in rows for i in g.rowids}
     for r in store.digest_items(owner):  # in the order of an entry's shares
         rows[owner[r["rowid"]]].append(r)
-    return {k: [_entry(rows[g], g.category, tz) for g in gs] for k, gs in chosen.items()}
+    return {k: [make_entry(rows[g], g.category, tz) for g in gs] for k, gs in chosen.items()}
 
 
-def _entry(rows: list[dict[str, Any]], category: str, tz: Any) -> Entry:
+def make_entry(rows: list[dict[str, Any]], category: str, tz: Any) -> Entry:
     """An entry from its shares' full rows, oldest first."""
     links = [n for n in map(normalize_url, (r["link"] for r in rows)) if n]
     link = next((n for n in links if n.startswith("https:")), links[0] if links else None)

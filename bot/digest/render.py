@@ -77,17 +77,22 @@ def format_date(t: datetime, lang: str, *, year: bool = True) -> str:
     return f"{t.day} {month} {t.year}" if year else f"{t.day} {month}"
 
 
-def period_label(p: Period, lang: str) -> str:
+def period_dates(p: Period, lang: str) -> str:
+    """The days a period covers as people read them: "du 23 au 29 novembre 2026"."""
     w = WORDS[lang]
     a, b = p.start.date(), p.last_day
     same_year = a.year == b.year
     first = format_date(p.start, lang, year=not same_year)
     if same_year and a.month == b.month:
         first = "1er" if (lang == "fr" and a.day == 1) else str(a.day)
-    span = w["from_to"].format(a=first,
-                               b=format_date(datetime.combine(b, p.start.timetz()), lang))
+    return w["from_to"].format(a=first, b=format_date(datetime.combine(b, p.start.timetz()), lang))
+
+
+def period_label(p: Period, lang: str) -> str:
+    """A period's heading: "Semaine 48 · du 23 au 29 novembre 2026" (a week), else the days."""
+    span = period_dates(p, lang)
     if p.kind == "week":
-        return f"{w['week'].format(week=p.start.isocalendar()[1])} · {span}"
+        return f"{WORDS[lang]['week'].format(week=p.start.isocalendar()[1])} · {span}"
     return span[0].upper() + span[1:]
 
 
@@ -205,7 +210,7 @@ def environment(config: Config, templates_dir: Path | None = None) -> jinja2.Env
     return env
 
 
-TEMPLATES = ("digest.md.j2", "digest.html.j2")
+TEMPLATES = ("digest.md.j2", "digest.html.j2", "digest_body.html.j2")
 _ENVIRONMENTS: dict[Any, jinja2.Environment] = {}
 
 
@@ -231,6 +236,8 @@ def context(digest: Digest, config: Config) -> dict[str, Any]:
         "d": digest, "w": w, "lang": lang,
         "period_label": period_label(digest.period, lang),
         "previous_label": period_label(digest.previous_period, lang),
+        "period_dates": period_dates(digest.period, lang),
+        "previous_dates": period_dates(digest.previous_period, lang),
         "chart": chart(digest), "networks": NETWORK_NAMES,
         "color": lambda k: color_for(k, order),
         "generated": w["generated"].format(date=format_date(digest.generated_at, lang)),
@@ -251,10 +258,10 @@ def render(digest: Digest, config: Config, fmt: str, *, templates_dir: Path | No
 
 # ---- feeds ----------------------------------------------------------------------------------------
 
-def entry_html(entry: Entry, digest: Digest) -> str:
+def entry_html(entry: Entry, language: str) -> str:
     """An entry's description for feed readers (which render it as HTML): built escaped, then
     cleaned by nh3 with http(s) links only, as a second line of defence."""
-    w = WORDS[digest.language]
+    w = WORDS[language]
     parts = []
     if entry.excerpt:
         parts.append(f"<p>{_esc(entry.excerpt)}</p>")
@@ -295,8 +302,8 @@ def render_feed(digest: Digest, fmt: str) -> str:
         fe.title(entry.title)
         if entry.url:
             fe.link(href=entry.url)
-        fe.description(entry_html(entry, digest)) if fmt == "rss" else fe.content(
-            entry_html(entry, digest), type="html")
+        fe.description(entry_html(entry, lang)) if fmt == "rss" else fe.content(
+            entry_html(entry, lang), type="html")
         if fmt == "atom":
             fe.summary(entry.excerpt or entry.title)
         fe.category(term=entry.category, label=digest.labels[entry.category])
