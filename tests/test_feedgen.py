@@ -397,3 +397,24 @@ def test_tokens_arriving_together_from_a_new_issuer_resolve_its_key_once() -> No
 
     assert asyncio.run(together()) == ["did:plc:new"] * 20
     assert resolver.calls == [("did:plc:new", False)]
+
+
+def test_the_site_serves_the_feeds_beside_its_pages(tmp_path: Path) -> None:
+    """`numpolville serve` (and `run` with [web] enabled) is the feed service: one server answers
+    the AppView's calls and people's page views, with the site's security headers."""
+    from bot.web.app import create_app
+
+    sock = bound_socket()
+    url = f"http://localhost:{sock.getsockname()[1]}"
+    config = feeds_config(tmp_path / "db.sqlite", url)
+    store = Store(config.database)
+    alice = m.Author("bluesky", "did:plc:alice", "alice.test")
+    seed(store, [tagged_post(alice, "r01", "projet", T0)])
+    for f in feeds(config):
+        store.feed_generator_published(f.key, feed_uri(BOT, f.key), "cid")
+    with serve(create_app(config, store), sock), httpx.Client(base_url=url, timeout=10) as http:
+        assert http.get("/.well-known/did.json").json()["id"] == config.bluesky.feeds.service_did
+        page = get_skeleton(http, feed=feed_uri(BOT, "projet"))
+        assert [p["post"] for p in page.json()["feed"]] == ["at://did:plc:alice/app.bsky.feed.post/r01"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert http.get("/").status_code == 200 and http.get("/about").status_code == 200
