@@ -23,6 +23,7 @@ LANGUAGES = ("fr", "en")
 PROMPT_POLICIES = ("followers", "everyone", "never")
 BOOST_POLICIES = ("classified", "detected")
 ACK_POLICIES = ("favourite", "reply", "none")
+REPLY_POLICIES = ("record", "curate", "ignore")
 BLUESKY_SOURCES = ("jetstream", "firehose", "search")
 
 
@@ -65,6 +66,7 @@ class Policy:
     prompt_timeout_hours: float = 48
     max_prompts_per_author_per_day: int = 5
     moderators: tuple[str, ...] = ()
+    replies: str = "record"  # a tagged reply to someone else's post: see REPLY_POLICIES
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         prompt_timeout_hours=pol.number("prompt_timeout_hours", 48),
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
+        replies=pol.choice("replies", "record", REPLY_POLICIES),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),

@@ -48,9 +48,16 @@ class Post:
     link_title: str | None = None
     reply_to: str | None = None  # uri of the parent post
     mentions_bot: bool = False
+    # Whose post this one replies to (Mastodon account id, Bluesky DID); "" when the parent's
+    # author is unknown, None when the post is no reply.
+    reply_to_author: str | None = None
 
     def has_tag(self, tag: str) -> bool:
         return tag.casefold() in self.tags
+
+    def replies_to_someone_else(self) -> bool:
+        """A reply to another person's post (a comment), not a post in the author's own thread."""
+        return self.reply_to_author is not None and self.reply_to_author != self.author.id
 
 
 ItemState = Literal["seen", "prompted", "classified", "expired", "withdrawn", "deleted", "skipped"]
@@ -71,6 +78,7 @@ class Item:
     prompt_uri: str | None = None
     boosted: bool = False
     unknown_replies: int = 0
+    reply_to_other: bool = False  # a reply to someone else's post (see `[policy] replies`)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "already recorded")]
     if post.author.refuses_bots():
         return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
+    if post.replies_to_someone_else() and config.policy.replies != "curate":
+        return _reply_to_someone_else(post, config)
     category = category_from_tags(post.tags, post.text, config.categories)
     if category:
         return [Record(post, "classified", category, post.author.handle,
@@ -76,6 +78,25 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Record(post, "seen", reason=why_not), *boost]
     return [Record(post, "prompted", reason="asking the author for a category"),
             Prompt(post, _reply_visibility(post.visibility)), *boost]
+
+
+def _reply_to_someone_else(post: Post, config: Config) -> list[Action]:
+    """A tagged reply to another person's post is a comment more often than a share: with
+    `replies = "record"` it is kept (listed in digests only when it carries a link), never
+    prompted nor boosted; with "ignore" it is not kept at all."""
+    if config.policy.replies == "ignore":
+        return [Ignore(post.network, post.uri, "a reply to someone else's post (replies = ignore)")]
+    category = category_from_tags(post.tags, post.text, config.categories)
+    state, why = _reply_state(post, category)
+    return [Record(post, state, category, post.author.handle if category else None, why)]
+
+
+def _reply_state(post: Post, category: str | None) -> tuple[ItemState, str]:
+    """A recorded reply's state: listed (seen, or classified) with a link, else skipped."""
+    if not post.link:
+        return "skipped", "a reply to someone else's post without a link: kept, not listed"
+    state: ItemState = "classified" if category else "seen"
+    return state, "a reply to someone else's post: never prompted nor boosted"
 
 
 def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
@@ -127,6 +148,10 @@ def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
         return _post_seen(post, ctx, config)
     if not post.has_tag(config.hashtag):
         return _withdraw(ctx.item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+    if post.replies_to_someone_else() and config.policy.replies == "record" \
+            and ctx.item.state in ("seen", "skipped", "classified"):
+        state, why = _reply_state(post, ctx.item.category)
+        return [Record(post, state, ctx.item.category, reason=f"the author edited {why[2:]}")]
     return [Record(post, ctx.item.state, ctx.item.category, reason="the author edited the post")]
 
 
@@ -154,7 +179,8 @@ def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) 
         return [Ignore(event.network, event.uri, f"unknown category {event.category!r}")]
     actions: list[Action] = [Classify(item.network, item.uri, event.category, event.by,
                                       "a moderator decided")]
-    if not item.boosted and item.visibility == "public" and item.state not in CLOSED:
+    comment = item.reply_to_other and config.policy.replies != "curate"
+    if not item.boosted and item.visibility == "public" and item.state not in CLOSED and not comment:
         actions.append(Boost(item.network, item.uri, item.ref))
     return actions
 

@@ -87,6 +87,10 @@ SCHEMA: list[str] = [
     ALTER TABLE sources ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE items ADD COLUMN boost_note TEXT;
     """,
+    # 5 (issue 15): whose post an item replies to, so that a comment is never boosted
+    """
+    ALTER TABLE items ADD COLUMN reply_to_author TEXT;
+    """,
 ]
 
 
@@ -225,7 +229,7 @@ class Store:
             "author_id": p.author.id, "author_handle": p.author.handle, "text": p.text,
             "link": p.link, "link_title": p.link_title, "created_at": iso(p.created_at),
             "visibility": p.visibility, "state": a.state, "category": a.category,
-            "reason": a.reason, "updated_at": at,
+            "reason": a.reason, "reply_to_author": p.reply_to_author, "updated_at": at,
         }
         if a.classified_by:
             row |= {"classified_by": a.classified_by, "classified_at": at}
@@ -591,4 +595,5 @@ def _item(row: dict[str, Any]) -> m.Item:
                   author_handle=row["author_handle"], state=row["state"],
                   visibility=row["visibility"], category=row["category"],
                   prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
-                  unknown_replies=row["unknown_replies"])
+                  unknown_replies=row["unknown_replies"],
+                  reply_to_other=row["reply_to_author"] not in (None, row["author_id"]))

@@ -29,6 +29,7 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
     uri = post_uri(did, rkey)
     link, title = _link(record)
     text = record.get("text")
+    parent = reply_parent(record)
     return Post(
         network="bluesky",
         uri=uri,
@@ -41,9 +42,16 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
         tags=record_tags(record) if tags is None else tags,
         link=link,
         link_title=title,
-        reply_to=reply_parent(record),
+        reply_to=parent,
         mentions_bot=mentions(record, bot_did),
+        reply_to_author=_repo(parent) if parent else None,
     )
+
+
+def _repo(uri: str) -> str:
+    """The DID in an at:// URI ("" if it is not one): whose record it names."""
+    did = uri.removeprefix("at://").split("/", 1)[0] if uri.startswith("at://") else ""
+    return did if did.startswith("did:") else ""
 
 
 def _link(record: dict[str, Any]) -> tuple[str | None, str | None]:

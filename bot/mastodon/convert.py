@@ -110,6 +110,7 @@ def to_post(status: Mapping[str, Any], *, bot_ids: frozenset[str] = frozenset(),
         link_title=title,
         reply_to=parent_uri(str(reply_to)) if reply_to else None,
         mentions_bot=any(str(m["id"]) in bot_ids for m in status.get("mentions") or ()),
+        reply_to_author=str(status.get("in_reply_to_account_id") or "") if reply_to else None,
     )
 
 
