@@ -236,7 +236,9 @@ class Store:
         if a.state == "prompted":  # counts toward the daily limit from the decision on
             row |= {"prompted_at": at}
         cols = ", ".join(row)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
+        # an edit re-records the item: its prompt keeps the time it was made at
+        updates = ", ".join(f"{k} = coalesce(prompted_at, excluded.{k})" if k == "prompted_at"
+                            else f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
         self._exec(
             f"INSERT INTO items ({cols}, seen_at) VALUES ({', '.join('?' * len(row))}, ?) "
             f"ON CONFLICT (network, uri) DO UPDATE SET {updates}", (*row.values(), at))
