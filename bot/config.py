@@ -67,6 +67,8 @@ class Policy:
     max_prompts_per_author_per_day: int = 5
     moderators: tuple[str, ...] = ()
     replies: str = "record"  # a tagged reply to someone else's post: see REPLY_POLICIES
+    import_prompt: bool = False  # `numpolville import`: ask old posts' authors for a category
+    import_boost: bool = False  # `numpolville import`: boost old posts (a wave in timelines)
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,8 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
         replies=pol.choice("replies", "record", REPLY_POLICIES),
+        import_prompt=pol.flag("import_prompt", False),
+        import_boost=pol.flag("import_boost", False),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),

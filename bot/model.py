@@ -102,6 +102,13 @@ class PostEdited:
 
 
 @dataclass(frozen=True)
+class PostImported:
+    """A post from before the bot started, found by `numpolville import`."""
+
+    post: Post
+
+
+@dataclass(frozen=True)
 class PostDeleted:
     network: Network
     uri: str
@@ -121,7 +128,7 @@ class ModeratorDecision:
     by: str
 
 
-Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision]
+Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, ModeratorDecision]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ network effects to the adapter. Each rule says why it acts, so the event log can
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.config import Config
 from bot.model import (
     Acknowledge,
@@ -24,6 +26,7 @@ from bot.model import (
     Post,
     PostDeleted,
     PostEdited,
+    PostImported,
     PostSeen,
     Prompt,
     PromptTimedOut,
@@ -36,6 +39,7 @@ from bot.model import (
 from bot.parser import category_from_tags, parse_answer
 
 CLOSED = ("withdrawn", "deleted")
+NEVER = "prompt policy is never"
 
 
 def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
@@ -44,6 +48,8 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
         return _post_seen(event.post, ctx, config)
     if isinstance(event, PostEdited):
         return _post_edited(event.post, ctx, config)
+    if isinstance(event, PostImported):
+        return _post_imported(event.post, ctx, config)
     if isinstance(event, PostDeleted):
         return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
     if isinstance(event, PromptTimedOut):
@@ -80,6 +86,24 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
             Prompt(post, _reply_visibility(post.visibility)), *boost]
 
 
+def _post_imported(post: Post, ctx: Context, config: Config) -> list[Action]:
+    """An old post is recorded and classified as a live one would be, consent included, but an
+    old post getting a question out of nowhere, or a wave of old boosts in followers' timelines,
+    happens only under `import_prompt` / `import_boost`."""
+    if post.author.id in ctx.bot_ids or not post.has_tag(config.hashtag):
+        return [Ignore(post.network, post.uri, "the bot's own post, or not tagged")]
+    policy = config.policy
+    asked = config if policy.import_prompt else replace(config, policy=replace(policy, prompt="never"))
+    actions = _tagged(post, ctx, asked)
+    if not policy.import_boost:
+        actions = [a for a in actions if not isinstance(a, Boost)]
+    if policy.import_prompt:
+        return actions
+    return [replace(a, reason="imported from the history: never prompted (import_prompt = false)")
+            if isinstance(a, Record) and a.state == "seen" and a.reason == NEVER else a
+            for a in actions]
+
+
 def _reply_to_someone_else(post: Post, config: Config) -> list[Action]:
     """A tagged reply to another person's post is a comment more often than a share: with
     `replies = "record"` it is kept (listed in digests only when it carries a link), never
@@ -105,7 +129,7 @@ def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     if ctx.author.opted_out:
         return "the author opted out of prompts"
     if policy.prompt == "never":
-        return "prompt policy is never"
+        return NEVER
     if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
         return "the author neither follows nor mentions the bot"
     if ctx.author.prompts_today >= policy.max_prompts_per_author_per_day:

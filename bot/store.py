@@ -180,7 +180,7 @@ class Store:
         return m.AuthorState(opted_out=bool(row and row["opted_out"]), prompts_today=count)
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
-        if isinstance(event, (m.PostSeen, m.PostEdited)):
+        if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
             post = event.post
             return m.Context(
                 item=self.item(post.network, post.uri),
@@ -196,7 +196,7 @@ class Store:
         at = iso(self.clock())
         intents: list[Intent] = []
         with self.transaction():
-            if isinstance(event, (m.PostSeen, m.PostEdited)):
+            if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
                 self._upsert_author(event.post.author, at)
             for action in actions:
                 intent = self._apply_one(action, at)

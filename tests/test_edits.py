@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from atproto import models
@@ -16,33 +15,31 @@ from tests.mastodon_server import MastodonServer
 from tests.mastodon_server.pytest_plugin import mastodon_server  # noqa: F401
 from tests.test_bluesky_e2e import Bot as BskyBot
 from tests.test_bluesky_e2e import bot_factory, people, row, wait  # noqa: F401
-from tests.test_mastodon_adapter import make_bot, populate_world, reply_of, settle, wait_for
+from tests.test_mastodon_adapter import Bot as MastodonBot
+from tests.test_mastodon_adapter import reply_of, settle, wait_for
+from tests.test_replies import home_bot  # noqa: F401
 
 TAG = "numpolville"
 
 
 # ---- Mastodon ------------------------------------------------------------------------------------
 
-def test_mastodon_edits_add_the_tag_change_the_link(mastodon_server: MastodonServer,  # noqa: F811
-                                                   tmp_path: Path) -> None:
-    world = populate_world(mastodon_server)
-    b = make_bot(world, tmp_path, world.world.numpolville_token).start()  # type: ignore[attr-defined]
-    try:
-        late = world.post("alice", "Un rapport https://example.org/r")
-        time.sleep(0.3)
-        assert b.item(late["id"]) is None
-        world.edit(late["id"], f"Un rapport https://example.org/r #{TAG}")
-        wait_for(lambda: reply_of(b, late["id"]), what="the prompt for the post the edit tagged")
+def test_mastodon_edits_add_the_tag_change_the_link(
+        home_bot: tuple[MastodonServer, MastodonBot]) -> None:  # noqa: F811
+    world, b = home_bot
+    late = world.post("alice", "Un rapport https://example.org/r")
+    time.sleep(0.3)
+    assert b.item(late["id"]) is None
+    world.edit(late["id"], f"Un rapport https://example.org/r #{TAG}")
+    wait_for(lambda: reply_of(b, late["id"]), what="the prompt for the post the edit tagged")
 
-        moved = world.post("bob", f"Premier lien https://example.org/v1 #{TAG}")
-        wait_for(lambda: reply_of(b, moved["id"]), what="the prompt")
-        world.edit(moved["id"], f"Le bon lien https://example.org/v2 #{TAG}")
-        wait_for(lambda: b.item(moved["id"])["link"] == "https://example.org/v2", what="the new link")
-        settle(b)
-        assert [s.in_reply_to_id for s in b.prompts()] == [late["id"], moved["id"]], "one prompt each"
-        assert b.item(moved["id"])["state"] == "prompted"
-    finally:
-        b.stop()
+    moved = world.post("bob", f"Premier lien https://example.org/v1 #{TAG}")
+    wait_for(lambda: reply_of(b, moved["id"]), what="the prompt")
+    world.edit(moved["id"], f"Le bon lien https://example.org/v2 #{TAG}")
+    wait_for(lambda: b.item(moved["id"])["link"] == "https://example.org/v2", what="the new link")
+    settle(b)
+    assert [s.in_reply_to_id for s in b.prompts()] == [late["id"], moved["id"]], "one prompt each"
+    assert b.item(moved["id"])["state"] == "prompted"
 
 
 # ---- Bluesky -------------------------------------------------------------------------------------

@@ -3,8 +3,11 @@ than a share. The rules as pure code, then both networks' conversion of a reply.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from bot import model as m
 from bot.bluesky.convert import to_post as bluesky_post
@@ -13,7 +16,7 @@ from bot.mastodon.convert import to_post as mastodon_post
 from bot.rules import decide
 from tests.mastodon_server import MastodonServer
 from tests.mastodon_server.pytest_plugin import mastodon_server  # noqa: F401
-from tests.test_mastodon_adapter import make_bot, populate_world, reply_of, settle, wait_for
+from tests.test_mastodon_adapter import Bot, make_bot, populate_world, reply_of, settle, wait_for
 from tests.test_rules import ALICE, BOB, BOT, item, kinds, post
 
 
@@ -90,25 +93,30 @@ def test_bluesky_names_the_parent_s_author() -> None:
 
 # ---- end to end on the local Mastodon server ------------------------------------------------------
 
-def test_mastodon_a_comment_is_recorded_a_thread_is_curated(mastodon_server: MastodonServer,  # noqa: F811
-                                                           tmp_path: Path) -> None:
+@pytest.fixture
+def home_bot(mastodon_server: MastodonServer, tmp_path: Path) -> Iterator[tuple[MastodonServer, Bot]]:  # noqa: F811
+    """One server family (the scenarios do not depend on it), the people of `populate_world`,
+    and a running bot."""
     world = populate_world(mastodon_server)
     b = make_bot(world, tmp_path, world.world.numpolville_token).start()  # type: ignore[attr-defined]
-    try:
-        original = world.post("bob", "Mon rapport https://example.org/bob")
-        comment = world.post("alice", "Bien vu https://example.org/avis #numpolville",
-                             in_reply_to_id=original["id"])
-        chatter = world.post("alice", "Bravo ! #numpolville", in_reply_to_id=original["id"])
-        thread = world.post("alice", "La suite https://example.org/suite #numpolville",
-                            in_reply_to_id=chatter["id"])
-        wait_for(lambda: reply_of(b, thread["id"]), what="the prompt in alice's own thread")
-        settle(b)
-        items = b.items()
-        assert items[comment["id"]]["state"] == "seen"
-        assert items[comment["id"]]["link"] == "https://example.org/avis"
-        assert items[chatter["id"]]["state"] == "skipped"
-        assert items[thread["id"]]["state"] == "prompted"
-        assert [s.in_reply_to_id for s in b.prompts()] == [thread["id"]]
-        assert world.reblogs() == []
-    finally:
-        b.stop()
+    yield world, b
+    b.stop()
+
+
+def test_mastodon_a_comment_is_recorded_a_thread_is_curated(home_bot: tuple[MastodonServer, Bot]) -> None:
+    world, b = home_bot
+    original = world.post("bob", "Mon rapport https://example.org/bob")
+    comment = world.post("alice", "Bien vu https://example.org/avis #numpolville",
+                         in_reply_to_id=original["id"])
+    chatter = world.post("alice", "Bravo ! #numpolville", in_reply_to_id=original["id"])
+    thread = world.post("alice", "La suite https://example.org/suite #numpolville",
+                        in_reply_to_id=chatter["id"])
+    wait_for(lambda: reply_of(b, thread["id"]), what="the prompt in alice's own thread")
+    settle(b)
+    items = b.items()
+    assert items[comment["id"]]["state"] == "seen"
+    assert items[comment["id"]]["link"] == "https://example.org/avis"
+    assert items[chatter["id"]]["state"] == "skipped"
+    assert items[thread["id"]]["state"] == "prompted"
+    assert [s.in_reply_to_id for s in b.prompts()] == [thread["id"]]
+    assert world.reblogs() == []

@@ -360,15 +360,19 @@ class DiscoveryFeed(Feed):
                                  "when people there follow their authors") from None
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
+        local = self.local_status(entry)
+        post = self.reader.post(local) if local else None
+        return [PostSeen(post)] if post else []
+
+    def local_status(self, entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The home server's copy of a public, new-to-the-store entry (None for the rest)."""
         if entry.get("reblog") or entry.get("visibility") != "public":
-            return []
+            return None
         if self.store.item("mastodon", entry["uri"]) is not None:
-            return []
+            return None
         found = self.retry(self.home.search_v2, entry.get("url") or entry["uri"], resolve=True,
                            result_type="statuses")
         local = next((s for s in found["statuses"] if s["uri"] == entry["uri"]), None)
         if local is None:
             log.info("mastodon %s: could not resolve %s on the home server", self.name, entry["uri"])
-            return []
-        post = self.reader.post(local)
-        return [PostSeen(post)] if post else []
+        return local
