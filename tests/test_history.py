@@ -24,7 +24,7 @@ from bot.history import bluesky_windows
 from bot.rules import decide
 from tests.bsky_network import BlueskyNetwork
 from tests.mastodon_server import MastodonServer
-from tests.mastodon_server.pytest_plugin import federated_servers  # noqa: F401
+from tests.mastodon_server.pytest_plugin import federated_servers, mastodon_server  # noqa: F401
 from tests.test_faults_support import PASSWORD_ENV, ROOT, TOKEN_ENV, populate, query, wait_for, write_config
 from tests.test_rules import ALICE, BOT, post
 
@@ -199,3 +199,32 @@ handle = "{acc["handle"]}"
     print(f"bluesky import: 150 posts in {took:.1f} s ({150 / took:.0f} posts/s); second run: "
           f"{searches} searchPosts requests (the reference AppView ignores since/until: each "
           f"window pages down from the newest post)")
+
+
+def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServer,  # noqa: F811
+                                                  tmp_path: Path) -> None:
+    """In-process (the command's own function), under a window of 4 requests per second: the
+    connection's calls (credentials, server probe, tag follow, bot flag) and the pages."""
+    from bot.config import load
+    from bot.history import import_history
+    from bot.store import Store
+
+    token = populate(mastodon_server, ["alice"])
+    since = datetime.now(timezone.utc) - timedelta(days=30)
+    for i in range(90):
+        mastodon_server.post("alice", f"Partage {i} #{TAG}", created_at=since + timedelta(hours=i + 1))
+    mastodon_server.set_rate_limit(4, period=1.0)
+    config = load(write_config(tmp_path, mastodon_server))
+    config = replace(config, mastodon=replace(config.mastodon, access_token=token))
+    store = Store(config.database)
+    before, started = len(mastodon_server.requests(path_regex=r"^/api/")), time.monotonic()
+    tallies = import_history(config, store, since, datetime.now(timezone.utc), ("mastodon",))
+    took, made = time.monotonic() - started, len(mastodon_server.requests(path_regex=r"^/api/")) - before
+    assert [(t.requests, t.posts, t.recorded) for t in tallies] == [(3, 90, 90)]
+    # more calls than two windows allow: the client waited for the windows (X-RateLimit headers,
+    # and after a 429 its Retry-After) and lost nothing
+    assert made > 8 and took >= 2.0, (made, took)
+    print(f"\nunder 4 requests/s: {made} requests, {len(mastodon_server.requests(status=429))} "
+          f"answered 429 and retried, {took:.1f} s")
+    assert store.stats() == [{"network": "mastodon", "category": "", "state": "seen", "items": 90,
+                              "boosted": 0}]

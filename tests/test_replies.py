@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -120,3 +122,22 @@ def test_mastodon_a_comment_is_recorded_a_thread_is_curated(home_bot: tuple[Mast
     assert items[thread["id"]]["state"] == "prompted"
     assert [s.in_reply_to_id for s in b.prompts()] == [thread["id"]]
     assert world.reblogs() == []
+
+
+def test_a_recorded_comment_is_listed_in_the_digest_only_with_a_link(tmp_path: Path) -> None:
+    from bot.curator import Curator
+    from bot.digest import build_digest
+    from bot.digest.period import week_of
+    from bot.store import Store
+
+    when = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    config = parse({})
+    store = Store(tmp_path / "bot.db", clock=lambda: when)
+    curator = Curator(config, store)
+    with_link = replace(comment(link="https://example.org/avis"), uri="c1", created_at=when)
+    without = replace(comment(), uri="c2", created_at=when)
+    for p in (with_link, without):
+        curator.handle(m.PostSeen(p))
+    digest = build_digest(store, config, week_of(when.date(), ZoneInfo(config.digest.timezone)))
+    listed = [e.link or e.url for s in digest.sections for e in s.entries]
+    assert listed == ["https://example.org/avis"]
