@@ -234,9 +234,15 @@ def import_(since: Annotated[str, typer.Option(help="Import posts created since 
         raise _fail("--since must come before --until", 2)
 
     def body() -> None:
+        from bot.adapter import PermanentError
+
         loaded = _load(config)
-        tallies = history.import_history(loaded, _store(loaded), start, end,
-                                         (network,) if network else ("mastodon", "bluesky"), _console())
+        try:
+            tallies = history.import_history(loaded, _store(loaded), start, end,
+                                             (network,) if network else ("mastodon", "bluesky"),
+                                             _console())
+        except PermanentError as e:  # a refused token or password, a server that will not answer
+            raise _fail(str(e), 1) from None
         for t in tallies:
             _console().print(f"{t.network} {t.source}: {t.requests} requests, {t.posts} posts, "
                              f"{t.recorded} new items", highlight=False)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.curator import Curator
 from bot.model import Event, Post, PostImported, PostSeen
 from bot.store import Store, iso
@@ -98,7 +98,7 @@ def in_range(created: datetime, since: datetime, until: datetime) -> bool:
 def mastodon_sources(adapter: Any, config: Config, store: Store, since: datetime,
                      until: datetime) -> list[Source]:
     """The home tag timeline, then each discovery server's, foreign posts resolved at home."""
-    from bot.mastodon.sources import PAGE, DiscoveryFeed, TagFeed
+    from bot.mastodon.sources import PAGE, DiscoveryFeed, TagFeed, entry_created
 
     home = TagFeed(config, store, adapter.reader, adapter.client, adapter.retry, None)
     feeds: list[Any] = [home] + [
@@ -106,35 +106,28 @@ def mastodon_sources(adapter: Any, config: Config, store: Store, since: datetime
         for instance in config.mastodon.discovery_instances]
 
     def fetcher(feed: Any) -> Callable[[str | None], Page]:
-        local = getattr(feed, "local_status", lambda entry: entry)
+        local = getattr(feed, "local_status", None)  # a discovery feed's posts are resolved at home
 
         def fetch(max_id: str | None) -> Page:
             entries = feed.page(max_id=max_id)
-            requests = 1
+            resolves = getattr(feed, "resolves", 0)
             posts = []
             for entry in entries:
-                created = _created(entry)
+                created = entry_created(entry)
                 if created is None or not in_range(created, since, until):
                     continue
-                status = local(entry)
-                requests += status is not entry
+                status = local(entry) if local else entry
                 post = adapter.reader.post(status) if status else None
                 if post:
                     posts.append(post)
-            older = [e for e in entries if (_created(e) or since) >= since]
             # the timeline is in id order, close to creation order: it ends at the first page
             # that holds nothing from the range's start on
-            more = len(entries) >= PAGE and bool(older)
-            return Page(posts, str(entries[-1]["id"]) if more else None, requests)
+            more = len(entries) >= PAGE and any((entry_created(e) or since) >= since for e in entries)
+            return Page(posts, str(entries[-1]["id"]) if more else None,
+                        1 + getattr(feed, "resolves", 0) - resolves)
         return fetch
 
     return [Source("mastodon", feed.name, fetcher(feed)) for feed in feeds]
-
-
-def _created(entry: Mapping[str, Any]) -> datetime | None:
-    from bot.mastodon.sources import _created as created
-
-    return created(entry)
 
 
 # ---- Bluesky -------------------------------------------------------------------------------------
@@ -231,6 +224,9 @@ def import_history(config: Config, store: Store, since: datetime, until: datetim
         curator.bot_ids |= adapter.connect()
         sources += (mastodon_sources(adapter, config, store, since, until)
                     if adapter.network == "mastodon" else bluesky_sources(adapter, since, until))
+    if not sources:
+        raise ConfigError(config.source, "enabled", "no enabled network to import from "
+                          f"(asked: {', '.join(networks)})")
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         tasks = {n: progress.add_task(n, total=None) for n in dict.fromkeys(s.network for s in sources)}

@@ -228,3 +228,20 @@ def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServe
           f"answered 429 and retried, {took:.1f} s")
     assert store.stats() == [{"network": "mastodon", "category": "", "state": "seen", "items": 90,
                               "boosted": 0}]
+
+
+def test_import_usage_errors(tmp_path: Path) -> None:
+    config = tmp_path / "numpolville.toml"
+    config.write_text(f'hashtag = "{TAG}"\ndatabase = "{tmp_path / "bot.db"}"\n', encoding="utf-8")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "bot", "import", *args, "--config", str(config)],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+
+    nothing = run("--since", "2026-09-01")
+    assert nothing.returncode == 2 and "no enabled network to import from" in nothing.stderr
+    backwards = run("--since", "2026-09-01", "--until", "2026-08-01")
+    assert backwards.returncode == 2 and "--since must come before --until" in backwards.stderr
+    assert run("--since", "hier").returncode == 2
+    assert run("--since", "2026-09-01", "--network", "fediverse").returncode == 2
