@@ -168,15 +168,28 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
 
 
 def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
-    if ctx.item is None:
+    item = ctx.item
+    if item is None:  # an edit that adds the hashtag: a new item
         return _post_seen(post, ctx, config)
     if not post.has_tag(config.hashtag):
-        return _withdraw(ctx.item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+        return _withdraw(item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+    if item.state == "withdrawn":
+        return _retagged(post, item, config)
     if post.replies_to_someone_else() and config.policy.replies == "record" \
-            and ctx.item.state in ("seen", "skipped", "classified"):
-        state, why = _reply_state(post, ctx.item.category)
-        return [Record(post, state, ctx.item.category, reason=f"the author edited {why[2:]}")]
-    return [Record(post, ctx.item.state, ctx.item.category, reason="the author edited the post")]
+            and item.state in ("seen", "skipped", "classified"):
+        state, why = _reply_state(post, item.category)
+        return [Record(post, state, item.category, reason=f"edited: {why}")]
+    return [Record(post, item.state, item.category, reason="the author edited the post")]
+
+
+def _retagged(post: Post, item: Item, config: Config) -> list[Action]:
+    """An edit put the hashtag back on a withdrawn item: it counts again as it stood (classified
+    and boosted again, or seen), without a second prompt."""
+    if item.category is None:
+        return [Record(post, "seen", reason="an edit put the hashtag back")]
+    comment = item.reply_to_other and config.policy.replies != "curate"
+    return [Record(post, "classified", item.category, reason="an edit put the hashtag back"),
+            *([] if comment else _boost_if_public(post))]
 
 
 def _withdraw(item: Item | None, state: ItemState, why: str, uri: str,

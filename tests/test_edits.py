@@ -10,6 +10,7 @@ from typing import Any
 
 from atproto import models
 
+from bot import model as m
 from tests.bsky_network import BlueskyNetwork
 from tests.mastodon_server import MastodonServer
 from tests.mastodon_server.pytest_plugin import mastodon_server  # noqa: F401
@@ -17,9 +18,20 @@ from tests.test_bluesky_e2e import Bot as BskyBot
 from tests.test_bluesky_e2e import bot_factory, people, row, wait  # noqa: F401
 from tests.test_mastodon_adapter import Bot as MastodonBot
 from tests.test_mastodon_adapter import reply_of, settle, wait_for
-from tests.test_replies import home_bot  # noqa: F401
+from tests.test_replies import comment, decide_with, home_bot  # noqa: F401
+from tests.test_rules import item, kinds, post
 
 TAG = "numpolville"
+
+
+def test_an_edit_putting_the_hashtag_back_revives_the_item_without_a_second_prompt() -> None:
+    back = decide_with("", m.PostEdited(post()), item=item("withdrawn", category="projet"))
+    assert kinds(back) == ["Record", "Boost"] and back[0].state == "classified"  # type: ignore[union-attr]
+    unclassified = decide_with("", m.PostEdited(post()), item=item("withdrawn"))
+    assert kinds(unclassified) == ["Record"] and unclassified[0].state == "seen"  # type: ignore[union-attr]
+    comment_back = decide_with("", m.PostEdited(comment(link="https://e.org")),
+                               item=item("withdrawn", category="projet", reply_to_other=True))
+    assert kinds(comment_back) == ["Record"]
 
 
 # ---- Mastodon ------------------------------------------------------------------------------------

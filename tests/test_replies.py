@@ -141,3 +141,4 @@ def test_a_recorded_comment_is_listed_in_the_digest_only_with_a_link(tmp_path: P
     digest = build_digest(store, config, week_of(when.date(), ZoneInfo(config.digest.timezone)))
     listed = [e.link or e.url for s in digest.sections for e in s.entries]
     assert listed == ["https://example.org/avis"]
+
