@@ -217,7 +217,8 @@ def classify(uri: Annotated[str, typer.Argument(help="The item's URI or URL")],
 
 @app.command("import")
 def import_(since: Annotated[str, typer.Option(help="Import posts created since this date")],
-            until: Annotated[Optional[str], typer.Option(help="... and before this date [default: now]")]
+            until: Annotated[Optional[str], typer.Option(
+                help="... and before this date [default: when the first import from --since began]")]
             = None,
             network: Annotated[Optional[str], typer.Option(help="mastodon or bluesky [default: both]")]
             = None,
@@ -226,11 +227,11 @@ def import_(since: Annotated[str, typer.Option(help="Import posts created since 
     """Record the hashtag's past posts (resumable; never prompted nor boosted by default)."""
     from bot import history
 
-    start, end = _date(since, "--since"), _date(until, "--until") or datetime.now(timezone.utc)
+    start, end = _date(since, "--since"), _date(until, "--until")
     if network not in (None, "mastodon", "bluesky"):
         raise _fail(f"--network: expected mastodon or bluesky, got {network!r}", 2)
     assert start is not None
-    if start >= end:
+    if start >= (end or datetime.now(timezone.utc)):
         raise _fail("--since must come before --until", 2)
 
     def body() -> None:

@@ -206,12 +206,25 @@ def _z(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
+def default_until(store: Store, since: datetime) -> datetime:
+    """Without `--until`, an import ends when the first one from the same `--since` started: a
+    second run resumes that range instead of starting a new one (the live bot has the rest)."""
+    key = f"until {iso(since)}"
+    stored = store.cursor("import", key)
+    if stored:
+        return datetime.fromisoformat(stored)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    store.set_cursor("import", key, iso(now))
+    return now
+
+
 # ---- the command ---------------------------------------------------------------------------------
 
-def import_history(config: Config, store: Store, since: datetime, until: datetime,
+def import_history(config: Config, store: Store, since: datetime, until: datetime | None,
                    networks: tuple[str, ...], console: Any = None) -> list[Tally]:
     """Connect to each enabled network asked for, read its history with a progress bar (one line
     per network: pages, posts in range, new items), and return every source's tally."""
+    until = until or default_until(store, since)
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from bot.runtime import build_adapters

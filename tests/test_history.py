@@ -218,12 +218,15 @@ def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServe
     config = replace(config, mastodon=replace(config.mastodon, access_token=token))
     store = Store(config.database)
     before, started = len(mastodon_server.requests(path_regex=r"^/api/")), time.monotonic()
-    tallies = import_history(config, store, since, datetime.now(timezone.utc), ("mastodon",))
+    tallies = import_history(config, store, since, None, ("mastodon",))
     took, made = time.monotonic() - started, len(mastodon_server.requests(path_regex=r"^/api/")) - before
     assert [(t.requests, t.posts, t.recorded) for t in tallies] == [(3, 90, 90)]
     # more calls than two windows allow: the client waited for the windows (X-RateLimit headers,
     # and after a 429 its Retry-After) and lost nothing
     assert made > 8 and took >= 2.0, (made, took)
+    mastodon_server.post("alice", f"Après la première importation #{TAG}")
+    again = import_history(config, store, since, None, ("mastodon",))
+    assert [(t.requests, t.posts) for t in again] == [(0, 0)], "a second run resumes the same range"
     print(f"\nunder 4 requests/s: {made} requests, {len(mastodon_server.requests(status=429))} "
           f"answered 429 and retried, {took:.1f} s")
     assert store.stats() == [{"network": "mastodon", "category": "", "state": "seen", "items": 90,
