@@ -24,6 +24,13 @@ install: .install.stamp
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium && touch $@; \
 	else echo "chromium: not installed and not root: the digest page test will fail (apt-get install chromium)"; fi
 
+# wrk, the HTTP load tool `make bench` drives the Bluesky feed service with (issue 16).
+.wrk.stamp:
+	@if command -v wrk >/dev/null 2>&1; then touch $@; \
+	elif [ "$$(id -u)" = "0" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk && touch $@; \
+	else echo "wrk: not installed and not root: the feed benchmark is skipped (apt-get install wrk)"; fi
+
 # The whole suite. Exit code 5 (no test collected) is a failure, never a silent pass.
 test: .install.stamp
 	NUMPOLVILLE_REQUIRE_BSKY=1 $(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
@@ -39,8 +46,8 @@ run: .install.stamp
 demo: .install.stamp
 	$(BIN)/python -m bot.demo
 
-bench: .install.stamp
+bench: .install.stamp .wrk.stamp
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf .install.stamp .chromium.stamp .postgres.stamp $(VENV) $(BSKY_DIR)/node_modules data/demo
+	rm -rf .install.stamp .chromium.stamp .postgres.stamp .wrk.stamp $(VENV) $(BSKY_DIR)/node_modules data/demo

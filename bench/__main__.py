@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
              ("memory", lambda: memory(1_000_000 if not a.quick else 200_000)),
              ("startup", startup)]
     if not a.quick:
-        from bench import latency
+        from bench import feeds, latency
         steps.insert(3, ("latency", latency.run))
+        steps.insert(4, ("feeds", lambda: feeds.run(bs.synthetic_store(a.items))))
     for name, fn in steps:
         print(f"… {name}", file=sys.stderr, flush=True)
         try:
@@ -191,6 +192,18 @@ def table(res: dict[str, Any]) -> None:
     row("  entries listed / in the week", None if not e else (e.get("listed"), e.get("in_period")),
         "{0[0]:,} / {0[1]:,}")
     row("database bytes per item", g("store", "digest", "bytes_per_item"), "{:.0f}")
+    for page in ("first", "deep"):
+        for auth in ("no_token", "token"):
+            v = g("feeds", f"{page}_{auth}")
+            row(f"feed skeleton, {page} page, {auth.replace('_', ' ')}: req/s, p50 / p99 ms",
+                None if not v else (v["per_second"], v["p50_ms"], v["p99_ms"]),
+                "{0[0]:,.0f}, {0[1]:.1f} / {0[2]:.1f}", ">= 2,000, p99 < 25",
+                None if not v else v["per_second"] >= 2000 and v["p99_ms"] < 25 and not v["errors"])
+    for page in ("first", "deep"):
+        row(f"  the store's query for the {page} page, ms", g("feeds", f"{page}_page_query_ms"), "{:.2f}")
+    tok = g("feeds", "token_us")
+    row("  a service token checked (key cached), µs", tok, "{:.0f}", "< 1,000",
+        tok is not None and tok < 1000)
     m = g("memory", "rss_mb")
     row("RSS after 1M frames, MB", m, "{:.0f}", "< 150 MB", m is not None and m < 150)
     gr = g("memory", "growth_second_half_mb")

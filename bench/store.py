@@ -76,7 +76,8 @@ def synthetic_store(items: int = 1_000_000, *, path: Path | None = None) -> Path
             network = "bluesky" if a % 2 else "mastodon"
             created = start + timedelta(seconds=span * i / items)
             c = created.isoformat(timespec="seconds")
-            uri = f"https://{network}.example/{a}/{i}"
+            uri = (f"at://id{a}/app.bsky.feed.post/{i}" if network == "bluesky"  # as a feed serves them
+                   else f"https://{network}.example/{a}/{i}")
             state = rng.choice(STATES)
             link = f"https://site{rng.randrange(20_000)}.example/page{rng.randrange(50)}"
             yield (network, uri, uri, uri, f"id{a}", f"user{a}.example",

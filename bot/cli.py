@@ -25,6 +25,9 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+feeds_app = typer.Typer(help="Bluesky custom feeds: one per category and one for all, served by the "
+                             "web site ([bluesky.feeds]).", no_args_is_help=True)
+app.add_typer(feeds_app, name="feeds")
 
 ConfigOpt = Annotated[Optional[Path], typer.Option(
     "--config", "-c", help="Config file [default: $NUMPOLVILLE_CONFIG or config/numpolville.toml]",
@@ -101,7 +104,10 @@ def run(config: ConfigOpt = None,
         from bot.runtime import Runtime, build_adapters
 
         store = _store(loaded)
-        Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+        try:
+            Runtime(loaded, store, build_adapters(loaded, store)).run_forever()
+        finally:
+            store.close()  # the WAL is folded into the database and removed
 
     _guarded(body)
 
@@ -135,13 +141,16 @@ def effective_settings(c: Config) -> list[tuple[str, str]]:
     rows += [("bluesky.enabled", str(c.bluesky.enabled)), ("bluesky.service", c.bluesky.service),
              ("bluesky.handle", c.bluesky.handle), ("bluesky.app_password", secret(c.bluesky.password)),
              ("bluesky.source", c.bluesky.source)]
+    f = c.bluesky.feeds
+    rows += [("bluesky.feeds.enabled", str(f.enabled)), ("bluesky.feeds.service_did", f.service_did),
+             ("bluesky.feeds.plc_directory", f.plc_directory)]
     rows += [(f"categories.{cat.number}", f"{cat.key} ({cat.title(c.language)}) {' '.join(cat.aliases)}")
              for cat in c.categories]
     p = c.policy
     rows += [("policy.prompt", p.prompt), ("policy.boost", p.boost), ("policy.acknowledge", p.acknowledge),
              ("policy.prompt_timeout_hours", f"{p.prompt_timeout_hours:g}"),
              ("policy.max_prompts_per_author_per_day", str(p.max_prompts_per_author_per_day)),
-             ("policy.moderators", ", ".join(p.moderators))]
+             ("policy.moderators", ", ".join(p.moderators)), ("policy.bots", p.bots)]
     return rows
 
 
@@ -256,7 +265,9 @@ def forget(author: Annotated[str, typer.Argument(help="Handle (alice@example.org
            config: ConfigOpt = None,
            yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
            ) -> None:
-    """Erase an author's items and events (a data-protection request)."""
+    """Erase an author's items, events and pending actions, off the disk too (a data-protection
+    request). If she had said "stop", only that is kept (no text, no handle): she is not asked
+    again."""
     def body() -> None:
         store = _store(_load(config))
         if not yes and not typer.confirm(f"Erase every item and event of {author}?"):
@@ -459,6 +470,69 @@ def browse(config: ConfigOpt = None,
             raise _fail(escape(str(e)), 1) from None
         if code:
             raise typer.Exit(1)
+
+    _guarded(body)
+
+
+def _feeds_client(config: Config) -> tuple[Any, str]:
+    """The bot's logged-in Bluesky client and DID, once the feeds are configured."""
+    from bot import config as cfg
+    from bot.bluesky.session import open_client, session_path
+
+    b = config.bluesky
+    if not b.feeds.enabled:
+        raise cfg.ConfigError(config.source, "bluesky.feeds.enabled", "true to publish the feeds")
+    if not (b.handle and b.password):
+        raise cfg.ConfigError(config.source, "bluesky.handle / app password",
+                              f"the bot's handle and ${cfg.ENV_BLUESKY_PASSWORD} to write its records")
+    return open_client(b, session_path(config.database))
+
+
+def _feeds_command(action: str, config_path: Path | None) -> None:
+    from atproto_client.exceptions import AtProtocolError
+
+    from bot.feedgen import publish as pub
+
+    def body() -> None:
+        loaded = _load(config_path)
+        client, did = _feeds_client(loaded)
+        try:
+            act = pub.publish if action == "publish" else pub.unpublish
+            done = act(client, did, loaded, _store(loaded))
+        except AtProtocolError as e:
+            raise _fail(f"Bluesky refused: {type(e).__name__}", 1) from None
+        for p in done:
+            print(f"{p.outcome:9} {p.key:12} {p.uri}")
+
+    _guarded(body)
+
+
+@feeds_app.command("publish")
+def feeds_publish(config: ConfigOpt = None) -> None:
+    """Write the feed generator records into the bot's repository (an unchanged one is left)."""
+    _feeds_command("publish", config)
+
+
+@feeds_app.command("unpublish")
+def feeds_unpublish(config: ConfigOpt = None) -> None:
+    """Delete the feed generator records from the bot's repository."""
+    _feeds_command("unpublish", config)
+
+
+@feeds_app.command("list")
+def feeds_list(config: ConfigOpt = None) -> None:
+    """Each feed: its name, whether it is published, its at:// URI and its link in the app."""
+    from bot.feedgen.feeds import feed_link, feeds
+
+    def body() -> None:
+        loaded = _load(config)
+        published = _store(loaded).feed_generators()
+        for feed in feeds(loaded):
+            uri = published.get(feed.key)  # at://DID/...: the link by DID outlives a handle change
+            where = f"{uri}  {feed_link(uri.split('/')[2], feed.key)}" if uri else "not published"
+            print(f"{feed.key:12} {feed.name}  {where}")
+        if not published:
+            print("No feed published yet: `numpolville feeds publish`.")
 
     _guarded(body)
 

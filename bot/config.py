@@ -23,6 +23,7 @@ LANGUAGES = ("fr", "en")
 PROMPT_POLICIES = ("followers", "everyone", "never")
 BOOST_POLICIES = ("classified", "detected")
 ACK_POLICIES = ("favourite", "reply", "none")
+BOT_POLICIES = ("classify", "ignore", "prompt")
 REPLY_POLICIES = ("record", "curate", "ignore")
 BLUESKY_SOURCES = ("jetstream", "firehose", "search")
 
@@ -66,6 +67,9 @@ class Policy:
     prompt_timeout_hours: float = 48
     max_prompts_per_author_per_day: int = 5
     moderators: tuple[str, ...] = ()
+    # Accounts flagged as bots: "classify" (recorded, classified when they tag a category, never
+    # prompted), "ignore" (not recorded) or "prompt" (treated like people).
+    bots: str = "classify"
     replies: str = "record"  # a tagged reply to someone else's post: see REPLY_POLICIES
     import_prompt: bool = False  # `numpolville import`: ask old posts' authors for a category
     import_boost: bool = False  # `numpolville import`: boost old posts (a wave in timelines)
@@ -84,6 +88,23 @@ class MastodonConfig:
 
 
 @dataclass(frozen=True)
+class FeedsConfig:
+    """Bluesky custom feeds served by the web server (`[bluesky.feeds]`): one for every classified
+    post ("all") and one per category, published as `app.bsky.feed.generator` records."""
+
+    enabled: bool = False
+    service_did: str = ""  # "": did:web: + the host of [web] public_url
+    plc_directory: str = "https://plc.directory"  # where a token issuer's did:plc is resolved
+    names: dict[str, str] = field(default_factory=dict)  # feed key ("all", a category) -> name
+    descriptions: dict[str, str] = field(default_factory=dict)
+    avatar: str = ""  # an image file for every feed, optional
+
+
+FEED_NAME_GRAPHEMES = 24  # app.bsky.feed.generator displayName
+FEED_DESCRIPTION_GRAPHEMES = 300
+
+
+@dataclass(frozen=True)
 class BlueskyConfig:
     enabled: bool = False
     service: str = "https://bsky.social"
@@ -94,6 +115,7 @@ class BlueskyConfig:
     firehose_url: str = "wss://bsky.network/xrpc"
     poll_interval: float = 60.0
     set_bot_label: bool = True
+    feeds: FeedsConfig = FeedsConfig()
 
 
 @dataclass(frozen=True)
@@ -156,18 +178,22 @@ def resolve_path(path: str | Path | None) -> Path:
 
 
 def load(path: str | Path | None = None, *, required: bool = False) -> Config:
-    """Read, validate and complete the configuration. A missing default file means defaults."""
+    """Read, validate and complete the configuration. A missing default file means defaults.
+    A `.env` other users can read is loaded, with a warning that says how to fix it."""
     load_dotenv()
+    env_warning = env_file_problem()
     p = resolve_path(path)
     if not p.exists():
         if required or path or os.environ.get(ENV_CONFIG):
             raise ConfigError(str(p), "(file)", "the file does not exist; `numpolville init` writes one")
-        return _with_env_secrets(Config(), str(p))
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(str(p), "(syntax)", f"valid TOML ({e})") from None
-    return parse(raw, str(p))
+        config = _with_env_secrets(Config(), str(p))
+    else:
+        try:
+            raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(str(p), "(syntax)", f"valid TOML ({e})") from None
+        config = parse(raw, str(p))
+    return replace(config, warnings=(env_warning, *config.warnings)) if env_warning else config
 
 
 def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
@@ -219,6 +245,7 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         prompt_timeout_hours=pol.number("prompt_timeout_hours", 48),
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
+        bots=pol.choice("bots", "classify", BOT_POLICIES),
         replies=pol.choice("replies", "record", REPLY_POLICIES),
         import_prompt=pol.flag("import_prompt", False),
         import_boost=pol.flag("import_boost", False),
@@ -233,8 +260,10 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
                     public_url=w.string("public_url", "").rstrip("/"), title=w.string("title", ""),
                     trusted_proxies=tuple(w.strings("trusted_proxies", [])))
     _check_web(web, source)
+    categories = _categories(raw, source)
+    bluesky = replace(bluesky, feeds=_feeds(b.section("feeds"), web, categories, source))
     config = Config(hashtag=hashtag, language=language, database=database, mastodon=mastodon,
-                    bluesky=bluesky, categories=_categories(raw, source), policy=policy,
+                    bluesky=bluesky, categories=categories, policy=policy,
                     texts=_texts(r.section("texts"), source), digest=digest, web=web, source=source,
                     warnings=tuple(warnings))
     return _with_env_secrets(config, source)
@@ -268,6 +297,46 @@ def _check_web(web: WebConfig, source: str) -> None:
         raise ConfigError(source, "web.bind", 'an address and a port such as "127.0.0.1:8080"')
     if web.public_url and not web.public_url.startswith(("https://", "http://")):
         raise ConfigError(source, "web.public_url", 'an absolute URL such as "https://veille.example.org"')
+
+
+def did_web(public_url: str) -> str:
+    """The did:web of a site's host (a port is percent-encoded: did:web:localhost%3A8080)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(public_url).netloc
+    return f"did:web:{host.replace(':', '%3A')}" if host else ""
+
+
+def graphemes(text: str) -> int:
+    """User-perceived characters, as Bluesky counts them (an emoji with modifiers is one)."""
+    import regex
+
+    return len(regex.findall(r"\X", text))
+
+
+def _feeds(f: _Reader, web: WebConfig, categories: tuple[Category, ...], source: str) -> FeedsConfig:
+    keys = ("all", *(c.key for c in categories))
+    texts: dict[str, dict[str, str]] = {}
+    for table, limit in (("names", FEED_NAME_GRAPHEMES), ("descriptions", FEED_DESCRIPTION_GRAPHEMES)):
+        values = f.raw(table, {})
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            raise ConfigError(source, f"bluesky.feeds.{table}", "a table of feed key = \"text\"")
+        for key, value in values.items():
+            if key not in keys:
+                raise ConfigError(source, f"bluesky.feeds.{table}.{key}", f"a feed key, one of {keys}")
+            if not value.strip() or graphemes(value) > limit:
+                raise ConfigError(source, f"bluesky.feeds.{table}.{key}",
+                                  f"a text of 1 to {limit} characters (Bluesky's limit)")
+        texts[table] = dict(values)
+    service_did = f.string("service_did", "") or did_web(web.public_url)
+    feeds = FeedsConfig(enabled=f.flag("enabled", False), service_did=service_did,
+                        plc_directory=f.string("plc_directory", FeedsConfig.plc_directory).rstrip("/"),
+                        names=texts["names"], descriptions=texts["descriptions"],
+                        avatar=f.string("avatar", ""))
+    if feeds.enabled and not service_did.startswith(("did:web:", "did:plc:")):
+        raise ConfigError(source, "bluesky.feeds.service_did",
+                          "a did:web: or did:plc: DID, or [web] public_url set to derive did:web: from it")
+    return feeds
 
 
 def _categories(raw: dict[str, Any], source: str) -> tuple[Category, ...]:
@@ -335,6 +404,19 @@ def check_ready(config: Config) -> None:
     if b.enabled and not b.password:
         raise ConfigError(config.source, "bluesky (app password)",
                           f"an app password in ${ENV_BLUESKY_PASSWORD} or .env; `numpolville init` helps")
+
+
+def env_file_problem(path: Path = Path(".env")) -> str:
+    """What is wrong with the secrets file's permissions ("" when nothing): it holds the tokens,
+    so no one but its owner may read it."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return ""
+    if not mode & 0o077:
+        return ""
+    return (f"{path} holds secrets and other users can access it (mode {mode:04o}); "
+            f"run: chmod 600 {path}")
 
 
 def load_dotenv(path: Path = Path(".env")) -> None:

@@ -12,7 +12,7 @@ import threading
 
 from bot import rules
 from bot.config import Config
-from bot.model import Event, Ignore
+from bot.model import Event, Ignore, Unseen
 from bot.store import Intent, Store
 
 log = logging.getLogger("numpolville.curator")
@@ -29,7 +29,7 @@ class Curator:
             ctx = self.store.context(event, frozenset(self.bot_ids))
             actions = rules.decide(event, ctx, self.config)
             for action in actions:
-                level = logging.DEBUG if isinstance(action, Ignore) else logging.INFO
+                level = logging.DEBUG if isinstance(action, (Ignore, Unseen)) else logging.INFO
                 log.log(level, "%s", describe(action), extra={"action": type(action).__name__})
             return self.store.apply(event, actions)
 

@@ -63,8 +63,11 @@ def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
         yield failed("config", str(e), f"fix the file, or {INIT} to write one")
         return
     yield passed("config", f"{config.source} is valid")
+    env_problem = cfg.env_file_problem()
     for warning in config.warnings:
-        yield warned("config", warning)
+        if warning != env_problem:  # failed below, not only warned
+            yield warned("config", warning)
+    yield secrets_file(Path(".env"))
     if not (config.mastodon.enabled or config.bluesky.enabled):
         yield failed("networks", "neither Mastodon nor Bluesky is enabled", INIT)
     yield guarded("database", database, config.database)
@@ -72,9 +75,21 @@ def run_checks(config_path: str | Path | None = None) -> Iterator[Check]:
         yield from mastodon_checks(config.mastodon)
     if config.bluesky.enabled:
         yield from bluesky_checks(config.bluesky, config.database)
+    if config.bluesky.feeds.enabled:
+        yield guarded("bluesky feeds", bluesky_feeds, config)
 
 
 # ---- local -----------------------------------------------------------------------------------------
+
+def secrets_file(path: Path) -> Check:
+    """`.env` holds the tokens: only its owner may read it (every command warns, doctor fails)."""
+    problem = cfg.env_file_problem(path)
+    if problem:
+        return failed("secrets file", problem, f"chmod 600 {path}")
+    if not path.exists():
+        return Check("secrets file", "n/a", f"no {path}: secrets come from the environment")
+    return passed("secrets file", f"{path}: readable by its owner only")
+
 
 def database(path: Path) -> Check:
     """The store opens (which applies migrations), is at the latest schema and takes a write."""
@@ -287,3 +302,45 @@ def bluesky_followers(client: Any, did: str) -> Check:
         return failed("bluesky followers", f"not readable ({type(e).__name__})",
                       "the service must reach an AppView (bsky.social does); check `bluesky.service`")
     return passed("bluesky followers", "readable (prompts go to followers)")
+
+
+def bluesky_feeds(config: cfg.Config) -> Check:
+    """The feed service as the AppView calls it: the service DID's document names a `#bsky_fg`
+    endpoint, whose describeFeedGenerator answers for that DID, and a published feed's skeleton."""
+    import httpx
+
+    name, f = "bluesky feeds", config.bluesky.feeds
+    did = f.service_did
+    if did.startswith("did:web:"):
+        host = did.removeprefix("did:web:").replace("%3A", ":")
+        scheme = "http" if host.split(":")[0] == "localhost" else "https"  # as the AppView resolves it
+        doc_url = f"{scheme}://{host}/.well-known/did.json"
+    else:
+        doc_url = f"{f.plc_directory}/{did}"
+    fix_doc = (f"serve the site (`[web] public_url` = {config.web.public_url or '?'}) so that {doc_url} "
+               "answers, or set `bluesky.feeds.service_did`")
+    try:
+        doc = httpx.get(doc_url, timeout=10, follow_redirects=False).raise_for_status().json()
+        endpoint = next(s["serviceEndpoint"] for s in doc.get("service", []) if s.get("id") in
+                        ("#bsky_fg", f"{did}#bsky_fg") and s.get("type") == "BskyFeedGenerator")
+    except (httpx.HTTPError, ValueError, KeyError, StopIteration, AttributeError, TypeError) as e:
+        return failed(name, f"the DID document of {did} ({doc_url}) names no feed service "
+                      f"({type(e).__name__})", fix_doc)
+    xrpc = f"{str(endpoint).rstrip('/')}/xrpc"
+    try:
+        described = httpx.get(f"{xrpc}/app.bsky.feed.describeFeedGenerator",
+                              timeout=10).raise_for_status().json()
+        uris = [feed["uri"] for feed in described.get("feeds", [])]
+        if described.get("did") != did:
+            return failed(name, f"{endpoint} answers for {described.get('did')!r}, not {did}",
+                          "point the DID document's #bsky_fg service at this bot's site")
+        if not uris:
+            return warned(name, f"{endpoint} serves no published feed", "`numpolville feeds publish`")
+        page = httpx.get(f"{xrpc}/app.bsky.feed.getFeedSkeleton", params={"feed": uris[0], "limit": 1},
+                         timeout=10).raise_for_status().json()
+        if not isinstance(page.get("feed"), list):
+            raise ValueError("no feed list")
+    except (httpx.HTTPError, ValueError, KeyError, AttributeError, TypeError) as e:
+        return failed(name, f"{endpoint} does not answer the feed calls ({type(e).__name__})",
+                      "start the site (`numpolville serve`) with `[bluesky.feeds] enabled = true`")
+    return passed(name, f"{did} → {endpoint}: {len(uris)} feed(s) published")

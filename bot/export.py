@@ -13,6 +13,9 @@ from bot.store import Store
 FIELDS = ("network", "uri", "url", "author", "text", "category", "state", "boosted", "deleted",
           "created_at", "classified_at", "boost_note")
 FORMATS = ("json", "csv")
+# A cell starting with one of these is a formula to a spreadsheet program (`=HYPERLINK(...)`,
+# `@SUM`, `+1`, a tab or CR before one): OWASP's advice is to make it text with a leading "'".
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def rows(store: Store, since: datetime | None = None) -> Iterator[dict[str, Any]]:
@@ -33,7 +36,7 @@ def write(items: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
         writer = csv.DictWriter(out, fieldnames=FIELDS)
         writer.writeheader()
         for row in items:
-            writer.writerow(row)
+            writer.writerow({k: as_text_cell(v) for k, v in row.items()})
             count += 1
         return count
     out.write("[")
@@ -41,3 +44,10 @@ def write(items: Iterable[dict[str, Any]], fmt: str, out: TextIO) -> int:
         out.write(("," if count > 1 else "") + "\n  " + json.dumps(row, ensure_ascii=False))
     out.write("\n]\n" if count else "]\n")
     return count
+
+
+def as_text_cell(value: Any) -> Any:
+    """A CSV cell that spreadsheet programs show as text, never evaluate (JSON is left as is)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value

@@ -23,11 +23,16 @@ class Author:
     bio: str = ""
     follows_bot: bool | None = None  # None: not checked (the adapter checks only when it matters)
     labels: tuple[str, ...] = ()  # Bluesky self-labels, e.g. "!no-unauthenticated"
+    bot: bool = False  # Mastodon's `bot` flag (on Bluesky, the self-label "bot")
 
     def refuses_bots(self) -> bool:
         """#nobot, #noindex or #noai anywhere in the bio, in any case."""
         bio = self.bio.casefold()
         return any(tag in bio for tag in OPT_OUT_BIO_TAGS)
+
+    def is_bot(self) -> bool:
+        """An automated account, as it says itself: it cannot answer, and two bots can loop."""
+        return self.bot or "bot" in self.labels
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Item:
     prompt_uri: str | None = None
     boosted: bool = False
     unknown_replies: int = 0
+    help_replies: int = 0
     reply_to_other: bool = False  # a reply to someone else's post (see `[policy] replies`)
 
 
@@ -87,6 +93,7 @@ class AuthorState:
 
     opted_out: bool = False
     prompts_today: int = 0
+    erased_at: datetime | None = None  # when `forget` erased her, if it did
 
 
 # ---- events: what happened, as the adapters report it -------------------------------------------
@@ -128,7 +135,17 @@ class ModeratorDecision:
     by: str
 
 
-Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, ModeratorDecision]
+@dataclass(frozen=True)
+class ModeratorWithdrawal:
+    """A moderator takes an item out of the veille (the web desk's "withdraw")."""
+
+    network: Network
+    uri: str
+    by: str
+
+
+Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, ModeratorDecision,
+              ModeratorWithdrawal]
 
 
 @dataclass(frozen=True)
@@ -219,8 +236,18 @@ class OptOut:
 
 
 @dataclass(frozen=True)
-class NoteUnclear:
-    """An answer the parser could not read: counted, so the bot explains only once."""
+class NoteReply:
+    """A "help" or "not understood" reply given for an item: counted, so each is given once."""
+
+    network: Network
+    uri: str
+    text_key: Literal["help", "not_understood"]
+
+
+@dataclass(frozen=True)
+class Unseen:
+    """A post by an erased author, written before her erasure (seen again on the network):
+    nothing of it is stored, not even that it was seen."""
 
     network: Network
     uri: str
@@ -234,7 +261,7 @@ class Ignore:
 
 
 Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               NoteUnclear, Ignore]
+               NoteReply, Unseen, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

@@ -2,7 +2,9 @@
 
 People answer in many ways: "2", "n°2", "2️⃣", "#contexte", "c'est plutôt du contexte", "deux".
 The parser folds case, accents and keycaps, then looks for every category signal in the text. One
-category found: that is the answer. None or several: "unknown", never a guess.
+category found: that is the answer. None or several: "unknown", never a guess. A negation or a
+hedge anywhere in the answer ("pas projet", "tout sauf 2", "ni 1 ni 2", "not context", "peut-être
+contexte ?") makes it unknown too: such a person is not naming the category, or not sure of it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ OPT_OUT = ("stop", "non merci", "no thanks", "no thank you", "unsubscribe", "des
 HELP = ("aide", "help")
 # Answers that name several categories at once, or none on purpose.
 AMBIGUOUS = ("les deux", "both", "tous", "toutes", "all of them", "aucun", "aucune", "none")
+# Words that deny or doubt what follows ("no" is not one: "no 3" is "number 3"; "non merci" is an
+# opt-out, read first). "n't" is read as " not" before the words are split.
+NEGATIONS = frozenset({"pas", "non", "ni", "sauf", "sans", "hormis", "excepte", "jamais",
+                       "not", "nor", "neither", "never", "except", "without", "nope"})
+HEDGES = ("peut etre", "peutetre", "ptet", "p tet", "ptetre", "maybe", "perhaps", "possibly", "probablement",
+          "probably", "hesite", "unsure", "dunno", "idk", "might be", "could be", "je sais pas")
 
 _URL = re.compile(r"https?://\S+")
 _MENTION = re.compile(r"(?<!\w)@[\w.\-]+(?:@[\w.\-]+)?")
@@ -79,17 +87,23 @@ def parse_answer(text: str, categories: Iterable[Category]) -> Answer:
     """What a reply to the prompt says: a category, an opt-out, a request for help, or unknown."""
     cats = tuple(categories)
     folded = fold(text)
-    words = " ".join(_WORD.findall(folded.replace("#", " #"))).replace("#", "")
+    words = " ".join(_WORD.findall(folded.replace("n't", " not").replace("#", " #"))).replace("#", "")
     if any(_has_phrase(words, p) for p in OPT_OUT):
         return Answer("optout")
     found = _categories_in(folded, words, cats)
-    if any(_has_phrase(words, p) for p in AMBIGUOUS):
+    if any(_has_phrase(words, p) for p in AMBIGUOUS) or found and _doubted(folded, words):
         return UNKNOWN
     if len(found) == 1 and not (key := found.pop()).startswith("?"):
         return Answer("category", key)
     if not found and (folded.strip() == "?" or any(_has_phrase(words, h) for h in HELP)):
         return Answer("help")
     return UNKNOWN
+
+
+def _doubted(folded: str, words: str) -> bool:
+    """A negation, a hedge or a question mark: the category named is denied or in doubt."""
+    return ("?" in folded or not NEGATIONS.isdisjoint(words.split())
+            or any(_has_phrase(words, h) for h in HEDGES))
 
 
 def _has_phrase(words: str, phrase: str) -> bool:

@@ -7,6 +7,7 @@ network effects to the adapter. Each rule says why it acts, so the event log can
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 from bot.config import Config
 from bot.model import (
@@ -20,8 +21,9 @@ from bot.model import (
     Item,
     ItemState,
     ModeratorDecision,
+    ModeratorWithdrawal,
     Network,
-    NoteUnclear,
+    NoteReply,
     OptOut,
     Post,
     PostDeleted,
@@ -34,6 +36,7 @@ from bot.model import (
     Reply,
     SetState,
     Unboost,
+    Unseen,
     Visibility,
 )
 from bot.parser import category_from_tags, parse_answer
@@ -54,12 +57,17 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
         return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
     if isinstance(event, PromptTimedOut):
         return _timed_out(event, ctx)
+    if isinstance(event, ModeratorWithdrawal):
+        return _withdraw(ctx.item, "withdrawn", f"withdrawn by the moderator {event.by}", event.uri,
+                         event.network)
     return _moderator_decision(event, ctx, config)
 
 
 def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     if post.author.id in ctx.bot_ids:
         return [Ignore(post.network, post.uri, "the bot's own post")]
+    if _erased(post, ctx):
+        return [Unseen(post.network, post.uri)]
     if ctx.prompted_item is not None:
         return _answer(post, ctx.prompted_item, ctx, config)
     if post.has_tag(config.hashtag):
@@ -67,11 +75,19 @@ def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     return [Ignore(post.network, post.uri, "neither tagged nor an answer to a prompt")]
 
 
+def _erased(post: Post, ctx: Context) -> bool:
+    """A post from before its author's erasure: as if never seen."""
+    erased_at = ctx.author.erased_at
+    return erased_at is not None and post.created_at <= erased_at
+
+
 def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
     if ctx.item is not None:
         return [Ignore(post.network, post.uri, "already recorded")]
     if post.author.refuses_bots():
         return [Ignore(post.network, post.uri, "the author's bio asks bots to stay away")]
+    if post.author.is_bot() and config.policy.bots == "ignore":
+        return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
     if post.replies_to_someone_else() and config.policy.replies != "curate":
         return _reply_to_someone_else(post, config)
     category = category_from_tags(post.tags, post.text, config.categories)
@@ -92,6 +108,8 @@ def _post_imported(post: Post, ctx: Context, config: Config) -> list[Action]:
     happens only under `import_prompt` / `import_boost`."""
     if post.author.id in ctx.bot_ids or not post.has_tag(config.hashtag):
         return [Ignore(post.network, post.uri, "the bot's own post, or not tagged")]
+    if _erased(post, ctx):
+        return [Unseen(post.network, post.uri)]
     policy = config.policy
     asked = config if policy.import_prompt else replace(config, policy=replace(policy, prompt="never"))
     actions = _tagged(post, ctx, asked)
@@ -128,6 +146,8 @@ def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     policy = config.policy
     if ctx.author.opted_out:
         return "the author opted out of prompts"
+    if post.author.is_bot() and policy.bots != "prompt":
+        return "a bot account: never prompted (policy.bots)"
     if policy.prompt == "never":
         return NEVER
     if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
@@ -157,14 +177,15 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
             actions.append(Boost(item.network, item.uri, item.ref))
         return actions
     if answer.kind == "optout":
+        if ctx.author.opted_out:  # "stop" five times is one confirmation, not five
+            return [Ignore(post.network, post.uri, "already opted out; staying quiet")]
         return [OptOut(post.network, post.author.id, post.author.handle),
                 Reply(post, "opt_out", visibility=reply_vis)]
-    if answer.kind == "help":
-        return [Reply(post, "help", visibility=reply_vis)]
-    if item.unknown_replies == 0:
-        return [NoteUnclear(item.network, item.uri),
-                Reply(post, "not_understood", visibility=reply_vis)]
-    return [Ignore(post.network, post.uri, "not understood again; staying quiet")]
+    key: Literal["help", "not_understood"] = "help" if answer.kind == "help" else "not_understood"
+    if (item.help_replies if key == "help" else item.unknown_replies) == 0:
+        return [NoteReply(item.network, item.uri, key), Reply(post, key, visibility=reply_vis)]
+    return [Ignore(post.network, post.uri, f"{key.replace('_', ' ')} already replied for this item; "
+                                           "staying quiet")]
 
 
 def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,6 +22,8 @@ from typing import Any, get_args
 import sqlite_utils
 
 from bot import model as m
+
+log = logging.getLogger("numpolville.store")
 
 SCHEMA: list[str] = [
     # 1: the first schema
@@ -87,11 +91,34 @@ SCHEMA: list[str] = [
     ALTER TABLE sources ADD COLUMN missed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE items ADD COLUMN boost_note TEXT;
     """,
-    # 5 (issue 15): whose post an item replies to, so that a comment is never boosted
+    # 5 (issue 16): Bluesky custom feeds. A page seeks (created_at, uri) in an index of the classified
+    # Bluesky posts alone (per category, and all of them); the published generator records.
+    """
+    CREATE INDEX items_feed ON items (category, created_at, uri)
+        WHERE network = 'bluesky' AND state = 'classified';
+    CREATE INDEX items_feed_all ON items (created_at, uri)
+        WHERE network = 'bluesky' AND state = 'classified';
+    CREATE TABLE feed_generators (
+        rkey TEXT PRIMARY KEY, uri TEXT NOT NULL UNIQUE, cid TEXT, published_at TEXT NOT NULL
+    );
+    """,
+    # 6 (issue 13): bot accounts; one help reply per item; what an erasure keeps of a person
+    # (network, account id, opted out, when: no text, no handle): her posts from before are never
+    # stored again, and if she had said "stop" she is never prompted again
+    """
+    ALTER TABLE authors ADD COLUMN bot INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN help_replies INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE suppressions (
+        network TEXT NOT NULL, account_id TEXT NOT NULL, opted_out INTEGER NOT NULL DEFAULT 0,
+        erased_at TEXT NOT NULL, PRIMARY KEY (network, account_id)
+    );
+    """,
+    # 7 (issue 15): whose post an item replies to, so that a comment is never boosted
     """
     ALTER TABLE items ADD COLUMN reply_to_author TEXT;
     """,
 ]
+CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
 
 def now() -> datetime:
@@ -123,9 +150,13 @@ class Store:
         # One connection shared by the bot's threads: the lock keeps a transaction from
         # swallowing another thread's statements.
         self.lock = threading.RLock()
+        self._excluded: tuple[tuple[int, int], str, str] | None = None  # see `_digest_args`
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten with zeros, not left in free space: an erasure (`forget`)
+        # must take the bytes off the disk.
+        conn.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     # ---- schema ---------------------------------------------------------------------------------
@@ -142,6 +173,12 @@ class Store:
                     conn.execute(statement)
                 conn.execute("INSERT INTO _migrations VALUES (?, ?)", (version, iso(self.clock())))
 
+    def version(self) -> tuple[int, int]:
+        """Changes when the database does: a write on this connection moves `total_changes`, one
+        on another connection (another process) moves `data_version`. For caches of reads."""
+        with self.lock:
+            return self._exec("PRAGMA data_version").fetchone()[0], self.db.conn.total_changes
+
     def schema_version(self) -> int:
         return self._exec("SELECT max(version) FROM _migrations").fetchone()[0] or 0
 
@@ -153,7 +190,11 @@ class Store:
             return self.db.conn.execute(sql, args)
 
     def close(self) -> None:
-        self.db.conn.close()
+        """Close the connection (the last one to close folds the WAL into the database file and
+        removes it). Under the lock: a thread still writing finishes first."""
+        with self.lock:
+            self.db.conn.close()
+        log.info("database %s closed", self.path)
 
     # ---- reading what the core needs ------------------------------------------------------------
 
@@ -172,12 +213,19 @@ class Store:
         return _item(row) if row else None
 
     def author_state(self, network: str, author_id: str) -> m.AuthorState:
-        row = self._one("SELECT opted_out FROM authors WHERE network = ? AND id = ?", network, author_id)
+        """Opted out (in her profile, or in the suppression record an erasure left) and how many
+        prompts she had in the last 24 hours."""
+        opted_out, erased_at = self._exec(
+            "SELECT EXISTS (SELECT 1 FROM authors WHERE network = ?1 AND id = ?2 AND opted_out) "
+            "OR coalesce(s.opted_out, 0), s.erased_at FROM (SELECT 1) "
+            "LEFT JOIN suppressions s ON s.network = ?1 AND s.account_id = ?2",
+            (network, author_id)).fetchone()
         since = iso(self.clock() - timedelta(days=1))
         count = self._exec(
             "SELECT count(*) FROM items WHERE network = ? AND author_id = ? AND prompted_at >= ?",
             (network, author_id, since)).fetchone()[0]
-        return m.AuthorState(opted_out=bool(row and row["opted_out"]), prompts_today=count)
+        return m.AuthorState(opted_out=bool(opted_out), prompts_today=count,
+                             erased_at=datetime.fromisoformat(erased_at) if erased_at else None)
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
         if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
@@ -195,16 +243,22 @@ class Store:
         """Store the actions in one transaction; return the new network effects to carry out."""
         at = iso(self.clock())
         intents: list[Intent] = []
+        post = event.post if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)) else None
+        if any(isinstance(a, m.Unseen) for a in actions):
+            return []  # an erased author's old post: not even her profile is written back
         with self.transaction():
-            if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
-                self._upsert_author(event.post.author, at)
+            if post:
+                self._upsert_author(post.author, at)
             for action in actions:
-                intent = self._apply_one(action, at)
+                # An action on the event's post (an ignored answer too) is logged with its
+                # author, so that `forget` finds every trace of her.
+                author = post.author.id if post and _describe(action)[1] == post.uri else None
+                intent = self._apply_one(action, at, author)
                 if intent:
                     intents.append(intent)
         return intents
 
-    def _apply_one(self, a: m.Action, at: str) -> Intent | None:
+    def _apply_one(self, a: m.Action, at: str, author: str | None = None) -> Intent | None:
         if isinstance(a, m.Record):
             self._record(a, at)
         elif isinstance(a, m.Classify):
@@ -213,13 +267,14 @@ class Store:
         elif isinstance(a, m.SetState):
             self._update(a.network, a.uri, at, state=a.state, reason=a.reason,
                          deleted=int(a.state == "deleted"))
-        elif isinstance(a, m.NoteUnclear):
-            self._exec("UPDATE items SET unknown_replies = unknown_replies + 1 "
-                                 "WHERE network = ? AND uri = ?", (a.network, a.uri))
+        elif isinstance(a, m.NoteReply):
+            column = "help_replies" if a.text_key == "help" else "unknown_replies"
+            self._exec(f"UPDATE items SET {column} = {column} + 1 WHERE network = ? AND uri = ?",
+                       (a.network, a.uri))
         elif isinstance(a, m.OptOut):
             self._exec("UPDATE authors SET opted_out = 1 WHERE network = ? AND id = ?",
                                  (a.network, a.author_id))
-        self.log(a, at)
+        self.log(a, at, author)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
 
     def _record(self, a: m.Record, at: str) -> None:
@@ -250,19 +305,22 @@ class Store:
 
     def _upsert_author(self, a: m.Author, at: str) -> None:
         self._exec(
-            "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
+            "INSERT INTO authors (network, id, handle, follows_bot, nobot, labels, bot, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (network, id) DO UPDATE SET "
             "handle = excluded.handle, follows_bot = coalesce(excluded.follows_bot, follows_bot), "
-            "nobot = excluded.nobot, labels = excluded.labels, updated_at = excluded.updated_at",
+            "nobot = excluded.nobot, labels = excluded.labels, bot = excluded.bot, "
+            "updated_at = excluded.updated_at",
             (a.network, a.id, a.handle, a.follows_bot, int(a.refuses_bots()),
-             json.dumps(list(a.labels)), at))
+             json.dumps(list(a.labels)), int(a.is_bot()), at))
 
-    def log(self, a: m.Action, at: str | None = None) -> None:
-        """Append to the event log: what the bot did and why (no post text, no secrets)."""
-        network, uri, author, reason = _describe(a)
+    def log(self, a: m.Action, at: str | None = None, author: str | None = None) -> None:
+        """Append to the event log: what the bot did and why (no post text, no secrets); `author`
+        when the action itself names none (an ignored answer)."""
+        network, uri, described, reason = _describe(a)
         self._exec(
             "INSERT INTO events (at, network, uri, author_id, action, reason) VALUES (?, ?, ?, ?, ?, ?)",
-            (at or iso(self.clock()), network, uri, author, type(a).__name__.lower(), reason))
+            (at or iso(self.clock()), network, uri, described or author, type(a).__name__.lower(),
+             reason))
 
     # ---- intents: exactly-once effects ----------------------------------------------------------
 
@@ -359,7 +417,13 @@ class Store:
             "sum(boosted_at IS NOT NULL) AS boosted FROM items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
 
     def forget(self, author: str) -> int:
-        """Erase an author's items, events and profile (a data-protection request)."""
+        """Erase an author (a data-protection request): her items, her profile, every event and
+        intent about her or her posts (her answers included). What stays is a suppression record
+        (network, account id, opted out, when: no text, no handle): her posts from before, seen
+        again on the network, are never stored again, and if she had said "stop" she is never
+        prompted again. The erased bytes leave the disk: `secure_delete` zeroes them in the
+        database file, then a truncating checkpoint empties the WAL that still held them.
+        Returns the number of items erased."""
         handle = author.lstrip("@")
         with self.transaction():
             ids = self._exec(
@@ -368,17 +432,41 @@ class Store:
                 (handle, handle, handle, handle)).fetchall()
             count = 0
             for network, author_id in ids:
-                uris = [r[0] for r in self._exec(
-                    "SELECT uri FROM items WHERE network = ? AND author_id = ?", (network, author_id))]
-                for uri in uris:
-                    self._exec("DELETE FROM events WHERE network = ? AND uri = ?", (network, uri))
-                    self._exec("DELETE FROM intents WHERE network = ? AND uri = ?", (network, uri))
+                self._exec(
+                    "INSERT INTO suppressions (network, account_id, opted_out, erased_at) "
+                    "VALUES (?1, ?2, coalesce((SELECT opted_out FROM authors WHERE network = ?1 "
+                    "AND id = ?2), 0), ?3) ON CONFLICT (network, account_id) DO UPDATE SET "
+                    "opted_out = max(opted_out, excluded.opted_out), erased_at = excluded.erased_at",
+                    (network, author_id, self.clock().astimezone(timezone.utc).isoformat()))
+                for sql in (
+                        "DELETE FROM {} WHERE network = ?1 AND uri IN "
+                        "(SELECT uri FROM items WHERE network = ?1 AND author_id = ?2)",
+                        "DELETE FROM {} WHERE network = ?1 AND uri IN "
+                        "(SELECT uri FROM events WHERE network = ?1 AND author_id = ?2 AND uri != '')"):
+                    for table in ("events", "intents"):
+                        self._exec(sql.format(table), (network, author_id))
+                self._exec("DELETE FROM intents WHERE network = ? "
+                           "AND json_extract(payload, '$.post.author.id') = ?", (network, author_id))
+                self._exec("DELETE FROM events WHERE network = ? AND author_id = ?", (network, author_id))
                 count += self._exec("DELETE FROM items WHERE network = ? AND author_id = ?",
-                                              (network, author_id)).rowcount
-                self._exec("DELETE FROM events WHERE network = ? AND author_id = ?",
-                                     (network, author_id))
+                                    (network, author_id)).rowcount
                 self._exec("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))
-            return count
+        if not self.truncate_wal():
+            log.warning("the WAL could not be emptied (a reader kept it busy): the erased rows may "
+                        "stay in %s-wal until the bot's next checkpoint", self.path)
+        return count
+
+    def truncate_wal(self) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes, so the frames written
+        before a deletion are gone. It waits for readers of older frames (the running bot, an
+        export): tried for a few seconds; False if a reader kept it from finishing."""
+        for _ in range(CHECKPOINT_TRIES):
+            with self.lock:
+                busy = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            if not busy:
+                return True
+            time.sleep(0.1)
+        return False
 
     def find_item(self, uri_or_url: str) -> m.Item | None:
         row = self._one("SELECT * FROM items WHERE uri = ? OR url = ? OR ref = ?",
@@ -476,7 +564,9 @@ class Store:
         (or #noindex, #noai) in their bio, or labelled `!no-unauthenticated`."""
         rows = self._exec(
             "SELECT network, id, opted_out, nobot, labels FROM authors WHERE opted_out OR nobot "
-            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]'))").fetchall()
+            "OR (labels IS NOT NULL AND labels NOT IN ('', '[]')) "
+            "UNION SELECT network, account_id, opted_out, 0, NULL FROM suppressions WHERE opted_out"
+        ).fetchall()
         out = set()
         for network, id_, opted_out, nobot, labels in rows:
             if opted_out or nobot or "!no-unauthenticated" in (json.loads(labels) if labels else []):
@@ -484,10 +574,16 @@ class Store:
         return out
 
     def _digest_args(self, since: str, until: str) -> tuple[str, str, str, str]:
-        """The parameters of `_DIGEST_SHOWN`."""
-        excluded = sorted(self.digest_excluded_authors())
-        return (since, until, json.dumps([a for _, a in excluded]),
-                json.dumps([f"{n} {a}" for n, a in excluded]))
+        """The parameters of `_DIGEST_SHOWN`. The excluded authors are read again only once the
+        database has changed (`version`): a feed page costs no scan of the authors, and an opt-out
+        still shows at once."""
+        with self.lock:
+            version = self.version()
+            if self._excluded is None or self._excluded[0] != version:
+                excluded = sorted(self.digest_excluded_authors())
+                self._excluded = (version, json.dumps([a for _, a in excluded]),
+                                  json.dumps([f"{n} {a}" for n, a in excluded]))
+            return (since, until, self._excluded[1], self._excluded[2])
 
     def digest_shares(self, since: str, until: str) -> list[tuple[Any, ...]]:
         """What grouping and ranking the entries of a period needs, one row per item a digest may
@@ -521,6 +617,41 @@ class Store:
             "SELECT rowid, network, uri, url, author_handle, text, link, link_title, created_at, "
             "state, category FROM items WHERE rowid IN (SELECT value FROM json_each(?)) "
             "ORDER BY created_at, network, uri", json.dumps(list(rowids)))
+
+    # ---- Bluesky custom feeds -------------------------------------------------------------------
+
+    # The posts a feed shows: Bluesky's classified ones that a digest may show, newest first, from a
+    # (created_at, uri) position on. `_DIGEST_SHOWN`'s window ends just past the position's second,
+    # so the index range starts there (a seek, whatever the depth); the row value breaks the tie.
+    _FEED_PAGE = ("SELECT created_at, uri FROM items INDEXED BY {index} WHERE network = 'bluesky' "
+                  "AND state = 'classified' {category} AND " + _DIGEST_SHOWN +
+                  " AND (created_at, uri) < (?5, ?6) ORDER BY created_at DESC, uri DESC LIMIT ?7")
+    _FEED_END = "\U0010ffff"  # after every stored string
+
+    def feed_page(self, category: str | None, before: tuple[str, str] | None,
+                  limit: int) -> list[tuple[str, str]]:
+        """(created_at, uri) of up to `limit` posts of a feed (a category, or None for all of them),
+        newest first, older than the position `before` (a previous page's last row)."""
+        created_at, uri = before or (self._FEED_END, self._FEED_END)
+        args: tuple[Any, ...] = (*self._digest_args("", created_at + self._FEED_END), created_at, uri, limit)
+        if category is None:
+            sql = self._FEED_PAGE.format(index="items_feed_all", category="")
+        else:
+            sql = self._FEED_PAGE.format(index="items_feed", category="AND category = ?8")
+            args += (category,)
+        return [(c, u) for c, u in self._exec(sql, args).fetchall()]
+
+    def feed_generator_published(self, rkey: str, uri: str, cid: str | None) -> None:
+        self._exec("INSERT INTO feed_generators VALUES (?, ?, ?, ?) ON CONFLICT (rkey) DO UPDATE SET "
+                   "uri = excluded.uri, cid = excluded.cid, published_at = excluded.published_at",
+                   (rkey, uri, cid, iso(self.clock())))
+
+    def feed_generator_removed(self, rkey: str) -> None:
+        self._exec("DELETE FROM feed_generators WHERE rkey = ?", (rkey,))
+
+    def feed_generators(self) -> dict[str, str]:
+        """rkey -> at:// URI of the published feed generator records."""
+        return {k: u for k, u in self._exec("SELECT rkey, uri FROM feed_generators ORDER BY rkey")}
 
     def digest_state(self, period: str, network: str) -> str | None:
         row = self._one("SELECT state FROM digests WHERE period = ? AND network = ?", period, network)
@@ -597,5 +728,5 @@ def _item(row: dict[str, Any]) -> m.Item:
                   author_handle=row["author_handle"], state=row["state"],
                   visibility=row["visibility"], category=row["category"],
                   prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
-                  unknown_replies=row["unknown_replies"],
+                  unknown_replies=row["unknown_replies"], help_replies=row["help_replies"],
                   reply_to_other=row["reply_to_author"] not in (None, row["author_id"]))

@@ -130,3 +130,12 @@ def test_digest_command(world: Path, tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)
     assert runner.invoke(app, ["digest", "-c", str(world), "--format", "pdf"]).exit_code == 2
     assert runner.invoke(app, ["digest", "-c", str(world), "--since", "hier"]).exit_code == 2
+
+
+def test_csv_cells_that_would_be_formulas_become_text() -> None:
+    from bot.export import as_text_cell
+
+    for text in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+        assert as_text_cell(text) == "'" + text
+    assert as_text_cell("Un lien =1") == "Un lien =1" and as_text_cell(True) is True
+    assert as_text_cell(None) is None

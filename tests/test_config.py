@@ -93,3 +93,15 @@ def test_digest_schedule_and_timezone_are_checked_at_load() -> None:
         parse({"digest": {"schedule": "lundi matin"}})
     with pytest.raises(ConfigError, match="digest.timezone"):
         parse({"digest": {"timezone": "Mars/Olympus"}})
+
+
+def test_a_env_file_others_can_read_is_a_problem(tmp_path: Path) -> None:
+    from bot.config import env_file_problem
+
+    env = tmp_path / ".env"
+    assert env_file_problem(env) == ""  # none: nothing to say
+    env.write_text("NUMPOLVILLE_MASTODON_TOKEN=x\n")
+    for mode, bad in ((0o600, False), (0o400, False), (0o640, True), (0o644, True), (0o604, True)):
+        env.chmod(mode)
+        assert bool(env_file_problem(env)) is bad, oct(mode)
+    assert f"chmod 600 {env}" in env_file_problem(env) and "0604" in env_file_problem(env)

@@ -9,6 +9,7 @@ with the answer's category, prompted exactly once and boosted exactly once on th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,6 +77,20 @@ max_prompts_per_author_per_day = 1000
     return config
 
 
+def process_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a `python -m bot` child: this one, the repository importable, `env`."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200", **env}
+
+
+def numpolville(config: Path, *args: str, env: dict[str, str] | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A one-off `python -m bot ARGS --config F` (export, forget, digest --post, doctor), run in
+    the config's folder as `BotProcess` is; its output captured."""
+    return subprocess.run([sys.executable, "-m", "bot", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=process_env(env or {}), cwd=config.parent)
+
+
 class BotProcess:
     """`python -m bot run --config F --log-format json`, its stderr appended to `log`."""
 
@@ -84,9 +99,7 @@ class BotProcess:
         self.handle = log.open("a", encoding="utf-8")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--config", str(config), "--log-format", fmt],
-            stdout=self.handle, stderr=self.handle, stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200",
-                 **env},
+            stdout=self.handle, stderr=self.handle, stdin=subprocess.DEVNULL, env=process_env(env),
             cwd=config.parent)  # no stray .env from the repository
 
     def alive(self) -> bool:
@@ -129,7 +142,9 @@ def query(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """A short-lived read-only second connection, as `numpolville export` would open."""
     for attempt in range(50):
         try:
-            with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+            # closed at once: a connection left to the garbage collector (its statement cache
+            # refers back to it) keeps the bot's close from folding the WAL in
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as conn:
                 return conn.execute(sql, args).fetchall()
         except sqlite3.OperationalError:
             if attempt == 49:

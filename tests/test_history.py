@@ -62,6 +62,8 @@ def test_consent_and_replies_apply_as_live() -> None:
     assert kinds(imported(post(nobot))) == ["Ignore"]
     opted = imported(post(), {"import_prompt": True}, author=m.AuthorState(opted_out=True))
     assert kinds(opted) == ["Record"] and "opted out" in opted[0].reason  # type: ignore[union-attr]
+    erased = m.AuthorState(erased_at=post().created_at + timedelta(days=1))
+    assert kinds(imported(post(), author=erased)) == ["Unseen"], "an erased person is not re-imported"
     comment = post(reply_to_author="someone-else")
     assert imported(comment)[0].state == "skipped"  # type: ignore[union-attr]
     assert kinds(imported(comment, {"replies": "ignore"})) == ["Ignore"]
@@ -223,7 +225,7 @@ def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServe
     assert [(t.requests, t.posts, t.recorded) for t in tallies] == [(3, 90, 90)]
     # more calls than two windows allow: the client waited for the windows (X-RateLimit headers,
     # and after a 429 its Retry-After) and lost nothing
-    assert made > 8 and took >= 2.0, (made, took)
+    assert made > 8 and took >= 1.0, (made, took)  # at least 3 windows: 2 turns, 1 s apart
     mastodon_server.post("alice", f"Après la première importation #{TAG}")
     again = import_history(config, store, since, None, ("mastodon",))
     assert [(t.requests, t.posts) for t in again] == [(0, 0)], "a second run resumes the same range"

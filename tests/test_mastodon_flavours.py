@@ -55,7 +55,8 @@ def test_prompt_answer_boost_on_every_family(world: MastodonServer, tmp_path: Pa
     never counted as missing what the reconciliation poll also read."""
     monkeypatch.setattr(feeds, "RECONCILE_GRACE", 0.5)
     b = make_bot(world, tmp_path, token(world)).start()
-    try:
+    try:  # after the first read of the tag timeline: what it finds from now on, the stream owes
+        wait_for(lambda: world.requests("GET", r"/timelines/tag/"), what="the first read done")
         started = time.monotonic()
         status, answer = prompt_and_answer(b, world, "alice", "2")
         took = time.monotonic() - started

@@ -42,6 +42,37 @@ OTHER = [
     ("2,5", "unknown"), ("version 2.0", "unknown"), ("50%", "unknown"),
 ]
 
+# A category named under a negation or a doubt: never that category (#13).
+NEGATED = [
+    "pas projet", "Pas projet !", "pas un projet", "ce n'est pas un projet", "c'est pas du contexte",
+    "non, pas contexte", "non contexte", "surtout pas 2", "pas 2", "pas le 3", "pas #projet",
+    "tout sauf projet", "sauf 4", "ni projet ni contexte", "ni 1 ni 2", "ni prospective",
+    "jamais de la prospective", "sans rapport", "hormis l'initiative", "excepté le contexte",
+    "not a project", "not 2", "not context", "isn't a project", "it's not foresight",
+    "neither project nor context", "never 3", "anything except context", "nope, not 1",
+    "peut-être projet", "peut etre 2", "p'tet contexte", "maybe 2", "perhaps context",
+    "probablement une initiative", "probably foresight", "j'hésite : projet", "unsure, 4",
+    "projet ?", "2 ?", "contexte, je sais pas", "could be a project", "dunno, 3 maybe",
+    "pas vraiment un projet", "2️⃣ ? pas sûr",
+]
+NEGATION_WORDS = ["pas", "non", "ni", "sauf", "sans", "not", "never", "except", "peut-être", "maybe",
+                  "perhaps", "n'est pas", "isn't", "?"]
+
+
+@pytest.mark.parametrize("text", NEGATED)
+def test_a_negated_or_hedged_category_is_unknown(text: str) -> None:
+    assert parse_answer(text, DEFAULT_CATEGORIES) == Answer("unknown")
+
+
+def test_negation_table_is_large() -> None:
+    assert len(NEGATED) >= 30
+
+
+@pytest.mark.parametrize("text,kind", [("pas de projet, stop", "optout"), ("non merci", "optout"),
+                                       ("aide ?", "help"), ("contexte, merci", "category")])
+def test_negation_leaves_opt_out_help_and_plain_answers(text: str, kind: str) -> None:
+    assert parse_answer(text, DEFAULT_CATEGORIES).kind == kind
+
 
 @pytest.mark.parametrize("text,category", ANSWERS)
 def test_reads_a_category(text: str, category: str) -> None:
@@ -105,3 +136,17 @@ def test_no_category_without_a_category_word(words: list[str]) -> None:
     answer = parse_answer(text, DEFAULT_CATEGORIES)
     if not has_word and not has_emoji:
         assert answer.kind != "category", (text, answer)
+
+
+ANSWER_TEXTS = [text for text, _ in ANSWERS]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(NEGATION_WORDS), st.sampled_from(ANSWER_TEXTS),
+       st.text(alphabet=st.characters(categories=["L", "Zs"]), max_size=20), st.booleans())
+def test_a_negation_never_yields_a_category(negation: str, answer: str, filler: str,
+                                            before: bool) -> None:
+    """Any answer that reads as a category, with a negation or hedge put before it (or after,
+    with words between), is never read as a category."""
+    text = f"{negation} {filler} {answer}" if before else f"{answer} {filler} {negation}"
+    assert parse_answer(text, DEFAULT_CATEGORIES).kind != "category", text

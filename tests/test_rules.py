@@ -151,10 +151,51 @@ def test_stop_opts_out_and_confirms() -> None:
     assert actions[1].text_key == "opt_out"  # type: ignore[union-attr]
 
 
+def test_a_second_stop_is_not_confirmed_again() -> None:
+    again = seen(post(text="stop", uri="r2", reply_to="p1"), prompted_item=item(),
+                 author=m.AuthorState(opted_out=True))
+    assert kinds(again) == ["Ignore"]
+
+
 def test_help_and_unknown_answers() -> None:
     assert [a.text_key for a in answer("aide") if isinstance(a, m.Reply)] == ["help"]
-    assert kinds(answer("bof")) == ["NoteUnclear", "Reply"]
+    assert kinds(answer("bof")) == ["NoteReply", "Reply"]
     assert kinds(answer("bof", it=item(unknown_replies=1))) == ["Ignore"]
+
+
+def test_one_help_reply_and_one_not_understood_reply_per_item() -> None:
+    first = answer("aide")
+    assert kinds(first) == ["NoteReply", "Reply"]
+    assert first[0] == m.NoteReply("mastodon", "u1", "help")
+    again = answer("aide", it=item(help_replies=1))
+    assert kinds(again) == ["Ignore"] and "help already replied" in again[0].reason  # type: ignore[union-attr]
+    # the two limits are separate: help given, a first unclear answer is still explained once
+    assert kinds(answer("bof", it=item(help_replies=1))) == ["NoteReply", "Reply"]
+    assert kinds(answer("aide", it=item(unknown_replies=1))) == ["NoteReply", "Reply"]
+
+
+BOTTY = replace(ALICE, id="7", handle="news@home.test", bot=True)
+
+
+def test_a_bot_account_is_recorded_never_prompted() -> None:
+    actions = seen(post(BOTTY))
+    assert kinds(actions) == ["Record"] and actions[0].state == "seen"  # type: ignore[union-attr]
+    assert "bot account" in actions[0].reason  # type: ignore[union-attr]
+    labelled = m.Author("bluesky", "did:plc:x", "feed.test", follows_bot=True, labels=("bot",))
+    assert labelled.is_bot() and "Prompt" not in kinds(seen(post(labelled)))
+
+
+def test_a_bot_that_tags_a_category_is_classified_and_boosted() -> None:
+    actions = seen(post(BOTTY, text="Un projet #numpolville #projet"))
+    assert kinds(actions) == ["Record", "Boost"] and actions[0].category == "projet"  # type: ignore[union-attr]
+
+
+def test_the_bot_policy_is_configurable() -> None:
+    ignore, prompt = parse({"policy": {"bots": "ignore"}}), parse({"policy": {"bots": "prompt"}})
+    ctx = m.Context(bot_ids=frozenset({BOT.id}))
+    assert kinds(decide(m.PostSeen(post(BOTTY)), ctx, ignore)) == ["Ignore"]
+    assert kinds(decide(m.PostSeen(post(BOTTY)), ctx, prompt)) == ["Record", "Prompt"]
+    assert CFG.policy.bots == "classify"
 
 
 def test_answers_to_a_withdrawn_item_are_ignored() -> None:
@@ -210,3 +251,12 @@ def test_messages_list_the_categories_in_the_configured_language() -> None:
     english = parse({"language": "en"})
     thanks = message(english, m.Reply(post(), "thanks", "prospective"))
     assert thanks == 'Thanks! Filed under "Foresight".'
+
+
+def test_an_erased_author_s_old_posts_are_unseen() -> None:
+    erased = m.AuthorState(erased_at=T0)
+    old, new = post(), replace(post(), created_at=T0.replace(hour=10))
+    assert kinds(seen(old, author=erased)) == ["Unseen"]
+    assert kinds(seen(post(text="aide", uri="r1", reply_to="p1"), prompted_item=item(),
+                      author=erased)) == ["Unseen"]
+    assert kinds(seen(new, author=erased)) == ["Record", "Prompt"]  # she shares again

@@ -1,7 +1,8 @@
 """The store: idempotent writes, intents that survive a restart, migrations, forgetting."""
 
 import json
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot import model as m
@@ -108,6 +109,45 @@ def test_forget_erases_items_events_and_author(tmp_path: Path) -> None:
     dump = json.dumps([list(store.db[t].rows) for t in ("items", "events", "authors", "intents")])
     assert "alice" not in dump and '"1"' not in dump.replace('"u1"', "")
     assert store.db["items"].count == 1
+
+
+def test_forget_leaves_only_a_suppression_and_no_bytes(tmp_path: Path) -> None:
+    """Her answers' intents and ignored replies go too; "stop" survives as a bare suppression
+    record; her text is in neither the database file nor the WAL afterwards."""
+    path = tmp_path / "db.sqlite"
+    store = Store(path)
+    curator = Curator(parse({}), store)
+    marker = "MARQUEUR-EFFACE-" + "x" * 5000  # long: overflow pages must be zeroed too
+    [prompt] = curator.handle(m.PostSeen(tagged("u1")))
+    store.intent_done(prompt, "p1 p1")
+    carol = m.Author("mastodon", "7", "carol@x", follows_bot=True)
+    [other] = curator.handle(m.PostSeen(tagged("u2", carol)))
+    store.intent_done(other, "p2 p2")
+    def reply(uri: str, text: str, parent: str) -> m.Post:
+        return m.Post("mastodon", uri, uri, uri, ALICE, text, T0, reply_to=parent)
+    curator.handle(m.PostSeen(reply("a1", f"aide {marker}", "p1")))  # a help reply intent
+    curator.handle(m.PostSeen(reply("a2", f"{marker} 2", "p2")))  # not hers to answer: ignored
+    curator.handle(m.PostSeen(reply("a3", "stop", "p1")))
+    assert store.author_state("mastodon", "1").opted_out
+    assert store.forget("alice@home.test") == 1
+    dump = json.dumps([list(store.db[t].rows) for t in ("items", "events", "authors", "intents")])
+    assert "alice" not in dump and "MARQUEUR" not in dump and '"a1"' not in dump and '"a2"' not in dump
+    [kept] = store.db["suppressions"].rows
+    assert {k: v for k, v in kept.items() if k != "erased_at"} == {
+        "network": "mastodon", "account_id": "1", "opted_out": 1}
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("db.sqlite"))
+    assert b"MARQUEUR" not in raw and b"alice@home" not in raw
+    assert (tmp_path / "db.sqlite-wal").stat().st_size == 0
+    # Her old posts, seen again on the network, leave no trace; a new one is recorded, never
+    # prompted, never in a digest.
+    events = store.db["events"].count
+    assert curator.handle(m.PostSeen(reply("a1", f"aide {marker}", "p1"))) == []
+    assert curator.handle(m.PostSeen(tagged("u1"))) == []
+    assert store.db["events"].count == events and store.db["authors"].count == 1  # carol's
+    new = replace(tagged("u3"), created_at=datetime.now(timezone.utc) + timedelta(seconds=1))
+    assert curator.handle(m.PostSeen(new)) == []
+    assert store.item("mastodon", "u3").state == "seen"  # type: ignore[union-attr]
+    assert ("mastodon", "1") in store.digest_excluded_authors()
 
 
 def test_secrets_never_reach_the_database(tmp_path: Path) -> None:

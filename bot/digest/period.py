@@ -106,7 +106,10 @@ def period_from_args(*, now: datetime, tz_name: str, week: bool = False, since: 
     tz = zone(tz_name)
     if week or not (since or until):
         return last_full_week(now, tz)
-    end = parse_moment(until, tz, end=True) if until else now.astimezone(tz)
+    # "Until now" is until the next whole second: the store keeps times to the second, and a post
+    # made in the current one is already in the past.
+    end = parse_moment(until, tz, end=True) if until else (
+        now.astimezone(tz).replace(microsecond=0) + timedelta(seconds=1))
     start = parse_moment(since, tz) if since else _local(end.replace(tzinfo=None) - timedelta(days=7), tz)
     if start >= end:
         raise ValueError(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")

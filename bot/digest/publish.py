@@ -8,6 +8,11 @@ Exactly once: before calling an adapter, the (period, network) row is written as
 `digests` table; after, it is marked done. A row already done is skipped. A row still pending
 (the bot stopped in between) is retried with the same key, and `post_thread(texts, key)` is
 idempotent by key (the adapter finds the thread it already posted), so a restart never posts twice.
+
+A thread quotes people (titles are their words) and must notify none of them: every "@" that
+would start a mention gets a zero-width space after it (`unmention`), so "@carol" and
+"@carol@piaille.fr" still read the same but Mastodon does not parse them as mentions; on Bluesky
+the posts carry link facets only, never a mention facet.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ MAX_POSTS = 6  # a short thread: the intro, then the categories
 PER_SECTION = 3  # entries quoted per category, the rest is on the page
 _GRAPHEME = regex.compile(r"\X")
 _URL = regex.compile(r"https?://\S+")
+# A URL (kept whole), or where Mastodon starts a mention (Account::MENTION_RE): an "@" not after a
+# word character, "/" or "=", before a username's first character.
+_URL_OR_MENTION_AT = regex.compile(r"(https?://\S+)|(?<![\w/=])@(?=\w)")
+ZWSP = "\u200b"
 
 THREAD_WORDS = {
     "fr": {"more": "… et {n} autre(s)", "all": "Tout le détail : {url}",
@@ -93,6 +102,11 @@ def split_thread(blocks: Iterable[str], limit: int, network: str, *, max_posts: 
     return posts
 
 
+def unmention(text: str) -> str:
+    """Text quoted in a post that notifies no one it names; URLs are left whole."""
+    return _URL_OR_MENTION_AT.sub(lambda m: m.group(1) or "@" + ZWSP, text)
+
+
 def thread_texts(digest: Digest, network: str, limit: int | None = None) -> list[str]:
     """The digest as a thread for one network: the intro (period, counts, link to the page), then
     each non-empty category with its first entries."""
@@ -116,7 +130,7 @@ def thread_texts(digest: Digest, network: str, limit: int | None = None) -> list
         heading = tw["heading"].format(label=s.label, count=s.count)
         quoted = s.entries[:PER_SECTION]  # the best ones: sections list them best first
         for i, e in enumerate(quoted):
-            line = f"• {e.title}"
+            line = f"• {unmention(e.title)}"
             link = e.url or ""
             # A link only when it fits: on Bluesky a long URL would eat the whole post.
             if link and length(f"{line}\n{link}", network) <= limit // 2:

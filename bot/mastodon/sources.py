@@ -271,6 +271,18 @@ def entry_created(entry: Mapping[str, Any]) -> datetime | None:
     return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
 
 
+def tag_page(retry: Retrier, client: Mastodon, hashtag: str, min_id: str | None,
+             max_id: str | None) -> list[Mapping[str, Any]]:
+    """One page of a server's tag timeline; a 404 is an empty page (GoToSocial answers "tag was
+    not found" until some post used the tag)."""
+    try:
+        return list(retry(client.timeline_hashtag, hashtag, min_id=min_id, max_id=max_id, limit=PAGE))
+    except PermanentError as e:
+        if "not found" in str(e):
+            return []
+        raise
+
+
 class TagFeed(Feed):
     """Public posts with the hashtag, from the home server's tag timeline and hashtag stream."""
 
@@ -282,13 +294,7 @@ class TagFeed(Feed):
         self.client, self.retry = client, retry
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
-        try:
-            return list(self.retry(self.client.timeline_hashtag, self.config.hashtag, min_id=min_id,
-                                   max_id=max_id, limit=PAGE))
-        except PermanentError as e:
-            if "not found" in str(e):  # GoToSocial: 404 "tag was not found" until a post used it
-                return []
-            raise
+        return tag_page(self.retry, self.client, self.config.hashtag, min_id, max_id)
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         post = self.reader.post(entry)
@@ -348,12 +354,7 @@ class DiscoveryFeed(Feed):
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
         try:
-            return list(self.retry(self.remote.timeline_hashtag, self.config.hashtag, min_id=min_id,
-                                   max_id=max_id, limit=PAGE))
-        except PermanentError as e:
-            if "not found" in str(e):
-                return []
-            raise
+            return tag_page(self.retry, self.remote, self.config.hashtag, min_id, max_id)
         except MastodonUnauthorizedError:
             raise PermanentError(f"{self.name}: this server shows its tag timeline only to its own "
                                  "users (GoToSocial does); remove it from "
