@@ -313,6 +313,42 @@ def classify(uri: Annotated[str, typer.Argument(help="The item's URI or URL")],
     _guarded(body)
 
 
+@app.command("import")
+def import_(since: Annotated[str, typer.Option(help="Import posts created since this date")],
+            until: Annotated[Optional[str], typer.Option(
+                help="... and before this date [default: when the first import from --since began]")]
+            = None,
+            network: Annotated[Optional[str], typer.Option(help="mastodon or bluesky [default: both]")]
+            = None,
+            config: ConfigOpt = None,
+            ) -> None:
+    """Record the hashtag's past posts (resumable; never prompted nor boosted by default)."""
+    from bot import history
+
+    start, end = _date(since, "--since"), _date(until, "--until")
+    if network not in (None, "mastodon", "bluesky"):
+        raise _fail(f"--network: expected mastodon or bluesky, got {network!r}", 2)
+    assert start is not None
+    if start >= (end or datetime.now(timezone.utc)):
+        raise _fail("--since must come before --until", 2)
+
+    def body() -> None:
+        from bot.adapter import PermanentError
+
+        loaded = _load(config)
+        try:
+            tallies = history.import_history(loaded, _store(loaded), start, end,
+                                             (network,) if network else ("mastodon", "bluesky"),
+                                             _console())
+        except PermanentError as e:  # a refused token or password, a server that will not answer
+            raise _fail(str(e), 1) from None
+        for t in tallies:
+            _console().print(f"{t.network} {t.source}: {t.requests} requests, {t.posts} posts, "
+                             f"{t.recorded} new items", highlight=False)
+
+    _guarded(body)
+
+
 @app.command()
 def forget(author: Annotated[str, typer.Argument(help="Handle (alice@example.org, alice.bsky.social) or id")],
            config: ConfigOpt = None,

@@ -24,6 +24,7 @@ PROMPT_POLICIES = ("followers", "everyone", "never")
 BOOST_POLICIES = ("classified", "detected")
 ACK_POLICIES = ("favourite", "reply", "none")
 BOT_POLICIES = ("classify", "ignore", "prompt")
+REPLY_POLICIES = ("record", "curate", "ignore")
 BLUESKY_SOURCES = ("jetstream", "firehose", "search")
 
 
@@ -69,6 +70,9 @@ class Policy:
     # Accounts flagged as bots: "classify" (recorded, classified when they tag a category, never
     # prompted), "ignore" (not recorded) or "prompt" (treated like people).
     bots: str = "classify"
+    replies: str = "record"  # a tagged reply to someone else's post: see REPLY_POLICIES
+    import_prompt: bool = False  # `numpolville import`: ask old posts' authors for a category
+    import_boost: bool = False  # `numpolville import`: boost old posts (a wave in timelines)
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,9 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         max_prompts_per_author_per_day=int(pol.number("max_prompts_per_author_per_day", 5)),
         moderators=tuple(h.lstrip("@").lower() for h in pol.strings("moderators", [])),
         bots=pol.choice("bots", "classify", BOT_POLICIES),
+        replies=pol.choice("replies", "record", REPLY_POLICIES),
+        import_prompt=pol.flag("import_prompt", False),
+        import_boost=pol.flag("import_boost", False),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),

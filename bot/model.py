@@ -53,9 +53,16 @@ class Post:
     link_title: str | None = None
     reply_to: str | None = None  # uri of the parent post
     mentions_bot: bool = False
+    # Whose post this one replies to (Mastodon account id, Bluesky DID); "" when the parent's
+    # author is unknown, None when the post is no reply.
+    reply_to_author: str | None = None
 
     def has_tag(self, tag: str) -> bool:
         return tag.casefold() in self.tags
+
+    def replies_to_someone_else(self) -> bool:
+        """A reply to another person's post (a comment), not a post in the author's own thread."""
+        return self.reply_to_author is not None and self.reply_to_author != self.author.id
 
 
 ItemState = Literal["seen", "prompted", "classified", "expired", "withdrawn", "deleted", "skipped"]
@@ -77,6 +84,7 @@ class Item:
     boosted: bool = False
     unknown_replies: int = 0
     help_replies: int = 0
+    reply_to_other: bool = False  # a reply to someone else's post (see `[policy] replies`)
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,13 @@ class PostSeen:
 
 @dataclass(frozen=True)
 class PostEdited:
+    post: Post
+
+
+@dataclass(frozen=True)
+class PostImported:
+    """A post from before the bot started, found by `numpolville import`."""
+
     post: Post
 
 
@@ -153,7 +168,7 @@ class ModeratorBlock:
 # The decisions a moderator takes by name (on the web desk or with `numpolville classify`): each
 # is also written to the event log as a decision, the desk's history.
 DECISIONS = (ModeratorDecision, ModeratorWithdrawal, ModeratorRestore, ModeratorBlock)
-Event = Union[PostSeen, PostEdited, PostDeleted, PromptTimedOut, ModeratorDecision,
+Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, ModeratorDecision,
               ModeratorWithdrawal, ModeratorRestore, ModeratorBlock]
 
 

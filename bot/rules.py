@@ -6,6 +6,7 @@ network effects to the adapter. Each rule says why it acts, so the event log can
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from bot.config import Config
@@ -29,6 +30,7 @@ from bot.model import (
     Post,
     PostDeleted,
     PostEdited,
+    PostImported,
     PostSeen,
     Prompt,
     PromptTimedOut,
@@ -43,6 +45,7 @@ from bot.model import (
 from bot.parser import category_from_tags, parse_answer
 
 CLOSED = ("withdrawn", "deleted")
+NEVER = "prompt policy is never"
 
 
 def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
@@ -51,6 +54,8 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
         return _post_seen(event.post, ctx, config)
     if isinstance(event, PostEdited):
         return _post_edited(event.post, ctx, config)
+    if isinstance(event, PostImported):
+        return _post_imported(event.post, ctx, config)
     if isinstance(event, PostDeleted):
         return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
     if isinstance(event, PromptTimedOut):
@@ -68,14 +73,19 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
 def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     if post.author.id in ctx.bot_ids:
         return [Ignore(post.network, post.uri, "the bot's own post")]
-    erased_at = ctx.author.erased_at
-    if erased_at is not None and post.created_at <= erased_at:
+    if _erased(post, ctx):
         return [Unseen(post.network, post.uri)]
     if ctx.prompted_item is not None:
         return _answer(post, ctx.prompted_item, ctx, config)
     if post.has_tag(config.hashtag):
         return _tagged(post, ctx, config)
     return [Ignore(post.network, post.uri, "neither tagged nor an answer to a prompt")]
+
+
+def _erased(post: Post, ctx: Context) -> bool:
+    """A post from before its author's erasure: as if never seen."""
+    erased_at = ctx.author.erased_at
+    return erased_at is not None and post.created_at <= erased_at
 
 
 def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
@@ -87,6 +97,8 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
     if ctx.author.blocked:  # kept for the desk, never prompted, boosted nor listed
         return [Record(post, "seen", reason="a moderator blocked the author")]
+    if post.replies_to_someone_else() and config.policy.replies != "curate":
+        return _reply_to_someone_else(post, config)
     category = category_from_tags(post.tags, post.text, config.categories)
     if category:
         return [Record(post, "classified", category, post.author.handle,
@@ -99,6 +111,45 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
             Prompt(post, _reply_visibility(post.visibility)), *boost]
 
 
+def _post_imported(post: Post, ctx: Context, config: Config) -> list[Action]:
+    """An old post is recorded and classified as a live one would be, consent included, but an
+    old post getting a question out of nowhere, or a wave of old boosts in followers' timelines,
+    happens only under `import_prompt` / `import_boost`."""
+    if post.author.id in ctx.bot_ids or not post.has_tag(config.hashtag):
+        return [Ignore(post.network, post.uri, "the bot's own post, or not tagged")]
+    if _erased(post, ctx):
+        return [Unseen(post.network, post.uri)]
+    policy = config.policy
+    asked = config if policy.import_prompt else replace(config, policy=replace(policy, prompt="never"))
+    actions = _tagged(post, ctx, asked)
+    if not policy.import_boost:
+        actions = [a for a in actions if not isinstance(a, Boost)]
+    if policy.import_prompt:
+        return actions
+    return [replace(a, reason="imported from the history: never prompted (import_prompt = false)")
+            if isinstance(a, Record) and a.state == "seen" and a.reason == NEVER else a
+            for a in actions]
+
+
+def _reply_to_someone_else(post: Post, config: Config) -> list[Action]:
+    """A tagged reply to another person's post is a comment more often than a share: with
+    `replies = "record"` it is kept (listed in digests only when it carries a link), never
+    prompted nor boosted; with "ignore" it is not kept at all."""
+    if config.policy.replies == "ignore":
+        return [Ignore(post.network, post.uri, "a reply to someone else's post (replies = ignore)")]
+    category = category_from_tags(post.tags, post.text, config.categories)
+    state, why = _reply_state(post, category)
+    return [Record(post, state, category, post.author.handle if category else None, why)]
+
+
+def _reply_state(post: Post, category: str | None) -> tuple[ItemState, str]:
+    """A recorded reply's state: listed (seen, or classified) with a link, else skipped."""
+    if not post.link:
+        return "skipped", "a reply to someone else's post without a link: kept, not listed"
+    state: ItemState = "classified" if category else "seen"
+    return state, "a reply to someone else's post: never prompted nor boosted"
+
+
 def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     """Empty when the author may be prompted, else the reason not to."""
     policy = config.policy
@@ -107,7 +158,7 @@ def _why_no_prompt(post: Post, ctx: Context, config: Config) -> str:
     if post.author.is_bot() and policy.bots != "prompt":
         return "a bot account: never prompted (policy.bots)"
     if policy.prompt == "never":
-        return "prompt policy is never"
+        return NEVER
     if policy.prompt == "followers" and not (post.author.follows_bot or post.mentions_bot):
         return "the author neither follows nor mentions the bot"
     if ctx.author.prompts_today >= policy.max_prompts_per_author_per_day:
@@ -147,11 +198,28 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
 
 
 def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
-    if ctx.item is None:
+    item = ctx.item
+    if item is None:  # an edit that adds the hashtag: a new item
         return _post_seen(post, ctx, config)
     if not post.has_tag(config.hashtag):
-        return _withdraw(ctx.item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
-    return [Record(post, ctx.item.state, ctx.item.category, reason="the author edited the post")]
+        return _withdraw(item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+    if item.state == "withdrawn":
+        return _retagged(post, item, config)
+    if post.replies_to_someone_else() and config.policy.replies == "record" \
+            and item.state in ("seen", "skipped", "classified"):
+        state, why = _reply_state(post, item.category)
+        return [Record(post, state, item.category, reason=f"edited: {why}")]
+    return [Record(post, item.state, item.category, reason="the author edited the post")]
+
+
+def _retagged(post: Post, item: Item, config: Config) -> list[Action]:
+    """An edit put the hashtag back on a withdrawn item: it counts again as it stood (classified
+    and boosted again, or seen), without a second prompt."""
+    if item.category is None:
+        return [Record(post, "seen", reason="an edit put the hashtag back")]
+    comment = item.reply_to_other and config.policy.replies != "curate"
+    return [Record(post, "classified", item.category, reason="an edit put the hashtag back"),
+            *([] if comment else _boost_if_public(post))]
 
 
 def _withdraw(item: Item | None, state: ItemState, why: str, uri: str,
@@ -208,7 +276,8 @@ def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) 
         return [Ignore(event.network, event.uri, f"unknown category {event.category!r}")]
     actions: list[Action] = [Classify(item.network, item.uri, event.category, event.by,
                                       "a moderator decided")]
-    if not item.boosted and item.visibility == "public" and item.state not in CLOSED:
+    comment = item.reply_to_other and config.policy.replies != "curate"
+    if not item.boosted and item.visibility == "public" and item.state not in CLOSED and not comment:
         actions.append(Boost(item.network, item.uri, item.ref))
     return actions
 

@@ -155,6 +155,10 @@ SCHEMA: list[Migration] = [
     CREATE INDEX authors_updated ON authors (updated_at);
     CREATE INDEX events_action ON events (action, id);
     """,
+    # 9 (issue 15): whose post an item replies to, so that a comment is never boosted
+    """
+    ALTER TABLE items ADD COLUMN reply_to_author TEXT;
+    """,
 ]
 CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
@@ -271,7 +275,7 @@ class Store(WebQueries):
                              blocked=bool(blocked))
 
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
-        if isinstance(event, (m.PostSeen, m.PostEdited)):
+        if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
             post = event.post
             return m.Context(
                 item=self.item(post.network, post.uri),
@@ -291,7 +295,7 @@ class Store(WebQueries):
         """Store the actions in one transaction; return the new network effects to carry out."""
         at = iso(self.clock())
         intents: list[Intent] = []
-        post = event.post if isinstance(event, (m.PostSeen, m.PostEdited)) else None
+        post = event.post if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)) else None
         if any(isinstance(a, m.Unseen) for a in actions):
             return []  # an erased author's old post: not even her profile is written back
         with self.transaction():
@@ -339,14 +343,16 @@ class Store(WebQueries):
             "author_id": p.author.id, "author_handle": p.author.handle, "text": p.text,
             "link": p.link, "link_title": p.link_title, "created_at": iso(p.created_at),
             "visibility": p.visibility, "state": a.state, "category": a.category,
-            "reason": a.reason, "updated_at": at,
+            "reason": a.reason, "reply_to_author": p.reply_to_author, "updated_at": at,
         }
         if a.classified_by:
             row |= {"classified_by": a.classified_by, "classified_at": at}
         if a.state == "prompted":  # counts toward the daily limit from the decision on
             row |= {"prompted_at": at}
         cols = ", ".join(row)
-        updates = ", ".join(f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
+        # an edit re-records the item: its prompt keeps the time it was made at
+        updates = ", ".join(f"{k} = coalesce(prompted_at, excluded.{k})" if k == "prompted_at"
+                            else f"{k} = excluded.{k}" for k in row if k not in ("network", "uri"))
         self._exec(
             f"INSERT INTO items ({cols}, seen_at) VALUES ({', '.join('?' * len(row))}, ?) "
             f"ON CONFLICT (network, uri) DO UPDATE SET {updates}", (*row.values(), at))
@@ -786,4 +792,5 @@ def _item(row: dict[str, Any]) -> m.Item:
                   author_handle=row["author_handle"], state=row["state"],
                   visibility=row["visibility"], category=row["category"],
                   prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
-                  unknown_replies=row["unknown_replies"], help_replies=row["help_replies"])
+                  unknown_replies=row["unknown_replies"], help_replies=row["help_replies"],
+                  reply_to_other=row["reply_to_author"] not in (None, row["author_id"]))

@@ -79,6 +79,19 @@ def test_answers_mentions_follows_and_tracked_deletes() -> None:
     assert rules.judge(ALICE, "delete", "app.bsky.feed.post", "p1", None, None).kind == "delete"
 
 
+def test_edits_of_tracked_posts_and_edits_adding_the_tag() -> None:
+    rules = Rules(TAG, BOT)
+    untagged, tagged = post("plus rien"), post("désormais #numpolville")
+    assert rules.judge(ALICE, "update", "app.bsky.feed.post", "p1", "c", untagged) is None
+    assert rules.judge(ALICE, "update", "app.bsky.feed.post", "p1", "c", tagged).kind == "edit"
+    rules.track(ALICE, "p1")
+    assert rules.judge(ALICE, "update", "app.bsky.feed.post", "p1", "c", untagged).kind == "edit"
+    frame = commit_frame(ALICE, [("update", "app.bsky.feed.post/p1", untagged)])
+    assert Prefilter(rules).passes(frame) and [h.kind for h in rules.frame_hits(frame)] == ["edit"]
+    message = jetstream_message(ALICE, "update", "app.bsky.feed.post/p1", untagged)
+    assert list(Prefilter(rules, json_text=True).select([message])) == [message]
+
+
 def test_frame_and_jetstream_paths_agree() -> None:
     rules = Rules(TAG, BOT)
     record = post("Hello #NumPolVille")
@@ -150,7 +163,7 @@ def spelled(draw: st.DrawFn, tag: str) -> str:
 
 @st.composite
 def operations(draw: st.DrawFn, tag: str) -> tuple[str, str, dict | None]:
-    kind = draw(st.sampled_from(["post", "post", "like", "follow", "delete"]))
+    kind = draw(st.sampled_from(["post", "post", "like", "follow", "delete", "update"]))
     rkey = draw(rkeys)
     if kind == "delete":
         return ("delete", f"app.bsky.feed.{draw(st.sampled_from(['post', 'like']))}/{rkey}", None)
@@ -172,7 +185,7 @@ def operations(draw: st.DrawFn, tag: str) -> tuple[str, str, dict | None]:
     if draw(st.booleans()):
         record["reply"] = {"root": {"uri": f"at://{draw(dids)}/app.bsky.feed.post/r", "cid": "c"},
                            "parent": {"uri": f"at://{draw(dids)}/app.bsky.feed.post/p", "cid": "c"}}
-    return ("create", f"app.bsky.feed.post/{rkey}", record)
+    return ("update" if kind == "update" else "create", f"app.bsky.feed.post/{rkey}", record)
 
 
 # "fiski" has letters that non-ASCII characters fold to (ﬁ, ſ, the Kelvin sign, İ): it proves the

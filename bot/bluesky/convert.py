@@ -7,9 +7,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.bluesky.detect import LINK_FACET, POST, features, mentions, record_tags, reply_parent
+from bot.links import TEXT_URL, TRAILING, web_link
 from bot.model import Author, Post
 
 EXTERNAL_EMBED = "app.bsky.embed.external"
+RECORD_WITH_MEDIA = "app.bsky.embed.recordWithMedia"
 
 
 def post_uri(did: str, rkey: str, collection: str = POST) -> str:
@@ -29,6 +31,7 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
     uri = post_uri(did, rkey)
     link, title = _link(record)
     text = record.get("text")
+    parent = reply_parent(record)
     return Post(
         network="bluesky",
         uri=uri,
@@ -41,22 +44,37 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
         tags=record_tags(record) if tags is None else tags,
         link=link,
         link_title=title,
-        reply_to=reply_parent(record),
+        reply_to=parent,
         mentions_bot=mentions(record, bot_did),
+        reply_to_author=_repo(parent) if parent else None,
     )
 
 
+def _repo(uri: str) -> str:
+    """The DID in an at:// URI ("" if it is not one): whose record it names."""
+    did = uri.removeprefix("at://").split("/", 1)[0] if uri.startswith("at://") else ""
+    return did if did.startswith("did:") else ""
+
+
 def _link(record: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The shared link: an external embed (with its title), else the first link facet."""
+    """The shared link: an external embed (with its title, also as a recordWithMedia's media),
+    else the first link facet, else the first URL in the text (a client that makes no facet).
+    Only http(s): a `javascript:` or `data:` target is never taken."""
     embed = record.get("embed")
+    if isinstance(embed, dict) and embed.get("$type") == RECORD_WITH_MEDIA:
+        embed = embed.get("media")
     if isinstance(embed, dict) and embed.get("$type") == EXTERNAL_EMBED:
-        external = embed.get("external") or {}
-        if isinstance(external.get("uri"), str):
-            return external["uri"], external.get("title") or None
+        external = embed.get("external")
+        uri = external.get("uri") if isinstance(external, dict) else None
+        if web_link(uri):
+            title = external.get("title")  # type: ignore[union-attr]
+            return uri, title if isinstance(title, str) and title else None
     for feature in features(record):
-        if feature.get("$type") == LINK_FACET and isinstance(feature.get("uri"), str):
+        if feature.get("$type") == LINK_FACET and web_link(feature.get("uri")):
             return feature["uri"], None
-    return None, None
+    text = record.get("text")
+    found = TEXT_URL.search(text) if isinstance(text, str) else None
+    return (found.group(0).rstrip(TRAILING), None) if found else (None, None)
 
 
 def _created_at(value: Any) -> datetime:

@@ -75,7 +75,7 @@ class Hit(NamedTuple):
     """One operation that concerns the bot, as found in a commit (a tuple: made in a third of the
     time of a frozen dataclass, on the hot path)."""
 
-    kind: Literal["post", "delete", "follow"]
+    kind: Literal["post", "edit", "delete", "follow"]
     did: str  # the repository (author)
     rkey: str
     cid: str | None = None
@@ -115,6 +115,9 @@ class Rules:
         if collection == POST and action == "create" and isinstance(record, dict) \
                 and self.wants_post(record, tags := record_tags(record)):
             hit = Hit("post", did, rkey, cid, record, tags)
+        elif collection == POST and action == "update" and isinstance(record, dict) \
+                and (self.tag in (tags := record_tags(record)) or (did, rkey) in self.tracked):
+            hit = Hit("edit", did, rkey, cid, record, tags)  # now tagged, or no longer
         elif collection == POST and action == "delete" and (did, rkey) in self.tracked:
             hit = Hit("delete", did, rkey)
         elif (collection == FOLLOW and action == "create" and isinstance(record, dict)
@@ -139,7 +142,8 @@ class Rules:
         for op in body.get("ops") or ():
             collection, _, rkey = op["path"].partition("/")
             cid, record = op.get("cid"), None
-            if op["action"] == "create" and collection in (POST, FOLLOW) and isinstance(cid, bytes):
+            if op["action"] in ("create", "update") and collection in (POST, FOLLOW) \
+                    and isinstance(cid, bytes):
                 block = car_block(body["blocks"], cid)
                 record = None if block is None else libipld.decode_dag_cbor(block)
                 cid = cid_text(cid)
@@ -222,7 +226,8 @@ class Prefilter:
       post passes);
     - answers, mentions and follows of the bot: the bot's DID appears (in the parent uri, the
       mention facet, the follow's subject);
-    - deletes of tracked posts: "delete" appears and, in a firehose frame, an op path
+    - deletes and edits (updates) of tracked posts: "delete" or "update" appears and, in a
+      firehose frame, an op path
       "app.bsky.feed.post/<rkey>" names a tracked rkey (read through the CBOR text header just
       before it, every possible length form tried);
     - Jetstream: a backslash passes (an escape could hide anything), and see `select`.
@@ -236,10 +241,10 @@ class Prefilter:
         self.lookalikes = _lookalikes(rules.tag) if self.ascii_tag else ()
         self.post_path = POST.encode() + b"/"
         self.json_text = json_text
-        # what every message that `passes` (or is an error frame) holds; a JSON delete without
-        # escapes says "delete" in quotes, and an escape could hide anything
+        # what every message that `passes` (or is an error frame) holds; a JSON delete or edit
+        # without escapes says "delete" or "update" in quotes, and an escape could hide anything
         exact = [self.bot_did, *self.lookalikes] + (
-            [b'"delete"', b"\\"] if json_text else [b"delete", _ERROR_HEADER])
+            [b'"delete"', b'"update"', b"\\"] if json_text else [b"delete", b"update", _ERROR_HEADER])
         self._needles = Needles(exact, caseless=[self.tag]) if self.ascii_tag else None
 
     def select(self, batch: list[bytes]) -> Iterator[bytes]:
@@ -299,10 +304,9 @@ class Prefilter:
         for action, path in ops:
             collection, _, rkey = path.partition(b"/")
             if collection == _POST:
-                if action == b"create":
-                    post = True
-                elif action == b"delete" and rkey in self.rules.tracked_rkeys:
+                if action in (b"delete", b"update") and rkey in self.rules.tracked_rkeys:
                     return True
+                post = post or action in (b"create", b"update")
             elif collection == _FOLLOW and action == b"create":
                 follow = True
         if post:
@@ -313,7 +317,8 @@ class Prefilter:
         """The plain byte tests on a whole frame (for frames `_frame` cannot read)."""
         if self.bot_did in frame:
             return True
-        if b"delete" in frame and self.post_path in frame and self._names_tracked_rkey(frame):
+        if (b"delete" in frame or b"update" in frame) and self.post_path in frame \
+                and self._names_tracked_rkey(frame):
             return True
         if not self.ascii_tag:
             return self.tag in frame

@@ -20,7 +20,7 @@ from atproto_client.exceptions import AtProtocolError
 from bot.adapter import Emit
 from bot.bluesky.convert import split_uri, to_post
 from bot.bluesky.detect import POST, Hit, Rules
-from bot.model import Author, PostDeleted, PostSeen
+from bot.model import Author, PostDeleted, PostEdited, PostSeen
 from bot.store import Store
 
 log = logging.getLogger("numpolville.bluesky")
@@ -59,7 +59,7 @@ class Ingest:
             self.rules.track(did, rkey)
 
     def handle(self, hit: Hit, emit: Emit) -> None:
-        if hit.kind == "post":
+        if hit.kind in ("post", "edit"):
             self.post(hit, emit)
         elif hit.kind == "delete":
             emit(PostDeleted("bluesky", f"at://{hit.did}/{POST}/{hit.rkey}"))
@@ -73,7 +73,7 @@ class Ingest:
                        author=author, tags=hit.tags)
         if tagged:
             self.rules.track(hit.did, hit.rkey)
-        emit(PostSeen(post))
+        emit(PostEdited(post) if hit.kind == "edit" else PostSeen(post))
 
     def author(self, did: str, *, check_follow: bool) -> Author:
         profile = self.profiles.get(did)

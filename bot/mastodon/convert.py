@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, get_args
 
+from bot.links import web_link
 from bot.model import Author, Post, Visibility
 
 VISIBILITIES = get_args(Visibility)
@@ -110,17 +111,20 @@ def to_post(status: Mapping[str, Any], *, bot_ids: frozenset[str] = frozenset(),
         link_title=title,
         reply_to=parent_uri(str(reply_to)) if reply_to else None,
         mentions_bot=any(str(m["id"]) in bot_ids for m in status.get("mentions") or ()),
+        reply_to_author=str(status.get("in_reply_to_account_id") or "") if reply_to else None,
     )
 
 
 def _first_link(status: Mapping[str, Any], links: list[_Link]) -> tuple[str | None, str | None]:
+    """The card's URL (the server's preview of the shared page), else the first link of the content
+    that is neither a mention nor a hashtag; http(s) only."""
     card = status.get("card")
-    if card and card.get("url"):
+    if isinstance(card, Mapping) and web_link(card.get("url")):
         return card["url"], card.get("title") or None
     skip = {m.get("url") for m in status.get("mentions") or ()} | {
         t.get("url") for t in status.get("tags") or ()}
     for link in links:
-        if link.href and not link.mention_or_tag and link.href not in skip:
+        if web_link(link.href) and not link.mention_or_tag and link.href not in skip:
             return link.href, None
     return None, None
 

@@ -144,7 +144,7 @@ class Feed:
         max_id = None
         while True:
             entries = sorted(self.page(max_id=max_id), key=_order, reverse=True)
-            recent = [e for e in entries if (_created(e) or since) >= since]
+            recent = [e for e in entries if (entry_created(e) or since) >= since]
             fresh += recent
             if len(entries) < PAGE or len(recent) < len(entries):
                 break
@@ -259,7 +259,7 @@ class Feed:
             emit(event)
 
 
-def _created(entry: Mapping[str, Any]) -> datetime | None:
+def entry_created(entry: Mapping[str, Any]) -> datetime | None:
     """The entry's creation time; None when it cannot be read (the entry is then read, and
     skipped there with a warning, rather than stop the feed)."""
     value = entry.get("created_at")
@@ -350,6 +350,7 @@ class DiscoveryFeed(Feed):
         self.cursor_key = f"discovery:{instance}"
         self.remote = make_client(instance)
         self.home, self.retry = home, retry
+        self.resolves = 0  # searches made at home (requests against the bot's budget)
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
         try:
@@ -361,15 +362,20 @@ class DiscoveryFeed(Feed):
                                  "when people there follow their authors") from None
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
+        local = self.local_status(entry)
+        post = self.reader.post(local) if local else None
+        return [PostSeen(post)] if post else []
+
+    def local_status(self, entry: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """The home server's copy of a public, new-to-the-store entry (None for the rest)."""
         if entry.get("reblog") or entry.get("visibility") != "public":
-            return []
+            return None
         if self.store.item("mastodon", entry["uri"]) is not None:
-            return []
+            return None
+        self.resolves += 1
         found = self.retry(self.home.search_v2, entry.get("url") or entry["uri"], resolve=True,
                            result_type="statuses")
         local = next((s for s in found["statuses"] if s["uri"] == entry["uri"]), None)
         if local is None:
             log.info("mastodon %s: could not resolve %s on the home server", self.name, entry["uri"])
-            return []
-        post = self.reader.post(local)
-        return [PostSeen(post)] if post else []
+        return local
