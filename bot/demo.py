@@ -212,7 +212,7 @@ def _counts(db: Path) -> list[tuple[Any, ...]]:
         return []
 
 
-def _write_config(mastodon: Any, bsky: Any) -> Path:
+def _write_config(mastodon: Any, bsky: Any, site_port: int) -> Path:
     bot = bsky.accounts["bot"]
     config = DEMO_DIR / "numpolville.toml"
     config.write_text(f"""# Written by `make demo`; thrown away on the next run.
@@ -232,6 +232,11 @@ firehose_url = "{bsky.firehose_url}"
 
 [policy]
 max_prompts_per_author_per_day = 20
+
+[web]
+enabled = true
+bind = "127.0.0.1:{site_port}"
+public_url = "http://127.0.0.1:{site_port}"
 """, encoding="utf-8")
     return config
 
@@ -274,7 +279,8 @@ def main() -> None:
             bsky.start()
             token = _people_on_mastodon(mastodon)
             _people_on_bluesky(bsky)
-        config = _write_config(mastodon, bsky)
+        site_port = _free_port()
+        config = _write_config(mastodon, bsky, site_port)
         bot = BotProcess(config, {"NUMPOLVILLE_MASTODON_TOKEN": token,
                                   "NUMPOLVILLE_BLUESKY_PASSWORD": bsky.accounts["bot"]["password"]})
         db = DEMO_DIR / "numpolville.db"
@@ -294,6 +300,7 @@ def main() -> None:
             _wait(lambda: _settled(db), "the bot to finish its actions")
             done.set()
             live.update(_view(bot, db, story))
+        _show_site(console, site_port)
         bot.stop()
         _finish(console, config, started)
     except KeyboardInterrupt:
@@ -304,6 +311,28 @@ def main() -> None:
             bot.stop()
         mastodon.stop()
         bsky.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _show_site(console: Any, port: int) -> None:
+    """The veille's site, which `run` served all along ([web] enabled): what its pages say now."""
+    import urllib.request
+
+    base = f"http://127.0.0.1:{port}"
+    for path in ("/", "/category/contexte", "/feeds/all.atom"):
+        with urllib.request.urlopen(base + path, timeout=10) as answer:  # noqa: S310 - our own site
+            body = answer.read().decode("utf-8")
+        console.print(f"Site served at {base}{path}: HTTP {answer.status}, {len(body):,} bytes"
+                      + (", the Atelier share is on it" if "Atelier" in body else ""), highlight=False)
+    console.print(f"(`numpolville serve --config {DEMO_DIR / 'numpolville.toml'}` serves it again.)",
+                  highlight=False)
 
 
 def _listening(db: Path) -> bool:

@@ -15,6 +15,7 @@ def test_the_demo_runs_the_whole_scene(tmp_path: Path) -> None:
                          timeout=240, cwd=Path(__file__).parent.parent)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Demo done" in run.stdout
+    assert "/category/contexte: HTTP 200" in run.stdout and "the Atelier share is on it" in run.stdout
     html = (demo / "digest.html").read_text()
     assert "Atelier" in html and "Contexte" in html
     store = Store(demo / "numpolville.db")
