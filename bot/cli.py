@@ -406,9 +406,9 @@ def _print_status(report: dict[str, Any]) -> None:
                       s["heartbeat_ago"], str(s["reconnects"]), s["problem"], style=style)
     console = _console()
     console.print(table)
-    for server in report.get("servers", ()):
-        from bot.mastodon.server import ServerInfo
+    from bot.mastodon.server import ServerInfo
 
+    for server in report.get("servers", ()):
         console.print(f"{server['network']} server {server['base_url']}: "
                       f"{ServerInfo(**server['info']).describe()}", markup=False, highlight=False)
     if report.get("boosts_awaiting_approval") or report.get("boosts_refused"):

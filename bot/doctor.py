@@ -230,7 +230,7 @@ def mastodon_server(client: Any, m: cfg.MastodonConfig, out: dict[str, Any]) -> 
     from bot.mastodon.server import probe
 
     out["server"] = info = probe(client, Retrier(attempts=1), m.api_base_url)
-    detail = info.describe().split("; hashtag")[0]  # following the tag is `run`'s to do
+    detail = info.identity()  # following the tag is `run`'s to do
     if info.idempotency:
         return passed("mastodon server", detail)
     return warned("mastodon server", detail + "; no Idempotency-Key: a retried prompt is looked "

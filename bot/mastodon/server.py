@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import requests
@@ -39,15 +39,19 @@ class ServerInfo:
     follows_tag: bool = False  # the bot's account follows the hashtag: it reaches the home timeline
     follow_error: str = ""  # why following the tag failed, if it did
 
+    def identity(self) -> str:
+        """What the server is and where it streams (what `doctor` can tell before `run`)."""
+        transports = "WebSocket" + (" and SSE" if self.sse else "")
+        return (f"{self.software} {self.version}; streaming: {transports} at "
+                f"{self.streaming_url or '(none)'}")
+
     def describe(self) -> str:
-        """One line for logs, `status` and `doctor`."""
+        """One line for logs and `status`."""
         idem = "honours Idempotency-Key" if self.idempotency else \
             "ignores Idempotency-Key (retries look in the thread first)"
-        transports = "WebSocket" + (" and SSE" if self.sse else "")
-        tag = "hashtag followed" if self.follows_tag else \
+        followed = "hashtag followed" if self.follows_tag else \
             f"hashtag not followed ({self.follow_error or 'off'})"
-        return (f"{self.software} {self.version}; streaming: {transports} at "
-                f"{self.streaming_url or '(none)'}; {tag}; {idem}")
+        return f"{self.identity()}; {followed}; {idem}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,8 +83,6 @@ def probe(client: Mastodon, retry: Retrier, base_url: str) -> ServerInfo:
 def follow_tag(client: Mastodon, retry: Retrier, info: ServerInfo, hashtag: str) -> ServerInfo:
     """Follow the hashtag (Mastodon 4.0+, GoToSocial): its posts then reach the home timeline and
     the `user` stream, a live path on servers whose hashtag stream is never fed."""
-    from dataclasses import replace
-
     try:
         followed = retry(client.tag_follow, hashtag)
     except Exception as e:  # noqa: BLE001 - a server without followed tags: polling still reads all
