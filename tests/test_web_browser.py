@@ -72,7 +72,8 @@ def shot(driver, name: str) -> None:  # type: ignore[no-untyped-def]
 
 def test_pages_are_accessible_and_a_moderator_works_in_the_browser(site, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     driver = browser
     # Two items for the moderator: one to classify, one (classified) to withdraw.
@@ -98,6 +99,8 @@ def test_pages_are_accessible_and_a_moderator_works_in_the_browser(site, browser
     driver.find_element(By.ID, "username").send_keys(MODERATOR)
     driver.find_element(By.ID, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    # click() returns before the form's redirect is followed: wait for it (a loaded machine is slow)
+    WebDriverWait(driver, 10).until(expected_conditions.url_to_be(site.url + "/moderation/"))
     assert driver.current_url == site.url + "/moderation/"
     problems["/moderation/"] = axe_violations(driver)
     shot(driver, "moderation")
