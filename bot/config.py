@@ -73,6 +73,10 @@ class Policy:
     replies: str = "record"  # a tagged reply to someone else's post: see REPLY_POLICIES
     import_prompt: bool = False  # `numpolville import`: ask old posts' authors for a category
     import_boost: bool = False  # `numpolville import`: boost old posts (a wave in timelines)
+    # A Bridgy Fed copy (bot/bridges.py) is boosted on its network too: the same share, reaching
+    # that network's readers; a copy seen first waits this long for its original to be asked.
+    boost_bridged: bool = True
+    bridged_wait_seconds: float = 180.0
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,8 @@ def parse(raw: dict[str, Any], source: str = "(inline)") -> Config:
         replies=pol.choice("replies", "record", REPLY_POLICIES),
         import_prompt=pol.flag("import_prompt", False),
         import_boost=pol.flag("import_boost", False),
+        boost_bridged=pol.flag("boost_bridged", True),
+        bridged_wait_seconds=pol.number("bridged_wait_seconds", 180.0),
     )
     dg = r.section("digest")
     digest = DigestConfig(schedule=dg.string("schedule", ""), public_url=dg.string("public_url", ""),

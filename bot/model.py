@@ -56,6 +56,9 @@ class Post:
     # Whose post this one replies to (Mastodon account id, Bluesky DID); "" when the parent's
     # author is unknown, None when the post is no reply.
     reply_to_author: str | None = None
+    # A Bridgy Fed copy (bot/bridges.py): the original's at:// URI, URL or ActivityPub id; "" when
+    # the copy names none; None for a post that is no copy.
+    bridged_from: str | None = None
 
     def has_tag(self, tag: str) -> bool:
         return tag.casefold() in self.tags
@@ -65,7 +68,10 @@ class Post:
         return self.reply_to_author is not None and self.reply_to_author != self.author.id
 
 
-ItemState = Literal["seen", "prompted", "classified", "expired", "withdrawn", "deleted", "skipped"]
+# "waiting": a bridged copy holding its prompt a while for its original; "bridged": one of a
+# bridged pair, listed, prompted and classified through the other (`Item.same_as`).
+ItemState = Literal["seen", "prompted", "classified", "expired", "withdrawn", "deleted", "skipped",
+                    "waiting", "bridged"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ class Item:
     unknown_replies: int = 0
     help_replies: int = 0
     reply_to_other: bool = False  # a reply to someone else's post (see `[policy] replies`)
+    bridged_from: str | None = None  # a Bridgy Fed copy: what it names of its original
+    same_as: str | None = None  # the uri of its bridged twin (on the other network) it goes by
+
+    def is_copy(self) -> bool:
+        return self.bridged_from is not None
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,14 @@ class PromptTimedOut:
 
 
 @dataclass(frozen=True)
+class BridgeWaitOver:
+    """A bridged copy has waited `[policy] bridged_wait_seconds` for its original."""
+
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
 class ModeratorDecision:
     network: Network
     uri: str
@@ -168,8 +187,8 @@ class ModeratorBlock:
 # The decisions a moderator takes by name (on the web desk or with `numpolville classify`): each
 # is also written to the event log as a decision, the desk's history.
 DECISIONS = (ModeratorDecision, ModeratorWithdrawal, ModeratorRestore, ModeratorBlock)
-Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, ModeratorDecision,
-              ModeratorWithdrawal, ModeratorRestore, ModeratorBlock]
+Event = Union[PostSeen, PostEdited, PostImported, PostDeleted, PromptTimedOut, BridgeWaitOver,
+              ModeratorDecision, ModeratorWithdrawal, ModeratorRestore, ModeratorBlock]
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,9 @@ class Context:
     author: AuthorState = field(default_factory=AuthorState)
     bot_ids: frozenset[str] = frozenset()
     boosted_items: tuple[Item, ...] = ()  # the author's items the bot boosts (for a block)
+    # The other half of a bridged pair (bot/bridges.py): of the event's post or item, or, for an
+    # answer, of the prompted item.
+    twin: Item | None = None
 
 
 # ---- actions: what to do, as the core decides -----------------------------------------------------
@@ -195,6 +217,7 @@ class Record:
     category: str | None = None
     classified_by: str | None = None
     reason: str = ""
+    same_as: str | None = None  # the twin it goes by (state "bridged")
 
 
 @dataclass(frozen=True)
@@ -208,10 +231,40 @@ class Classify:
 
 @dataclass(frozen=True)
 class Prompt:
-    """Reply to the post, asking for its category."""
+    """Reply to the post, asking for its category; a `held` prompt is written down but only
+    carried out once released (a bridged copy waiting for its original)."""
 
     post: Post
     visibility: Visibility
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class ReleasePrompt:
+    """Carry out the held prompt of a copy whose original did not come."""
+
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
+class DropPrompt:
+    """Forget the held prompt of a copy: its original came, and is asked instead."""
+
+    network: Network
+    uri: str
+
+
+@dataclass(frozen=True)
+class Link:
+    """Make an item one half of a bridged pair: `bridged`, going by its twin `same_as` (and its
+    category)."""
+
+    network: Network
+    uri: str
+    same_as: str
+    category: str | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -296,8 +349,8 @@ class Ignore:
     reason: str
 
 
-Action = Union[Record, Classify, Prompt, Boost, Unboost, Acknowledge, Reply, SetState, OptOut,
-               SetBlocked, NoteReply, Unseen, Ignore]
+Action = Union[Record, Classify, Prompt, ReleasePrompt, DropPrompt, Link, Boost, Unboost,
+               Acknowledge, Reply, SetState, OptOut, SetBlocked, NoteReply, Unseen, Ignore]
 # Actions that touch a network (the rest only touch the store).
 EFFECTS = (Prompt, Boost, Unboost, Acknowledge, Reply)
 

@@ -14,12 +14,15 @@ from bot.model import (
     Acknowledge,
     Action,
     Boost,
+    BridgeWaitOver,
     Classify,
     Context,
+    DropPrompt,
     Event,
     Ignore,
     Item,
     ItemState,
+    Link,
     ModeratorBlock,
     ModeratorDecision,
     ModeratorRestore,
@@ -35,6 +38,7 @@ from bot.model import (
     Prompt,
     PromptTimedOut,
     Record,
+    ReleasePrompt,
     Reply,
     SetBlocked,
     SetState,
@@ -57,14 +61,16 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
     if isinstance(event, PostImported):
         return _post_imported(event.post, ctx, config)
     if isinstance(event, PostDeleted):
-        return _withdraw(ctx.item, "deleted", "the author deleted the post", event.uri, event.network)
+        return _withdraw(ctx, "deleted", "the author deleted the post", event.uri, event.network)
     if isinstance(event, PromptTimedOut):
         return _timed_out(event, ctx)
+    if isinstance(event, BridgeWaitOver):
+        return _wait_over(event, ctx)
     if isinstance(event, ModeratorWithdrawal):
-        return _withdraw(ctx.item, "withdrawn", f"a moderator ({event.by}) withdrew it", event.uri,
+        return _withdraw(ctx, "withdrawn", f"a moderator ({event.by}) withdrew it", event.uri,
                          event.network)
     if isinstance(event, ModeratorRestore):
-        return _restore(event, ctx)
+        return _restore(event, ctx, config)
     if isinstance(event, ModeratorBlock):
         return _block(event, ctx)
     return _moderator_decision(event, ctx, config)
@@ -97,6 +103,19 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Ignore(post.network, post.uri, "a bot account (policy.bots = ignore)")]
     if ctx.author.blocked:  # kept for the desk, never prompted, boosted nor listed
         return [Record(post, "seen", reason="a moderator blocked the author")]
+    twin = ctx.twin
+    if twin is not None and not _yields(twin, post):
+        return _joins(post, twin, config)
+    actions = _curated(post, ctx, config)
+    if twin is not None:
+        return [*actions, *_takes_over(post, twin, actions, config)]
+    if post.bridged_from is not None:
+        return _held(post, actions, config)
+    return actions
+
+
+def _curated(post: Post, ctx: Context, config: Config) -> list[Action]:
+    """A new tagged post on its own: recorded, classified by its tags, or prompted."""
     if post.replies_to_someone_else() and config.policy.replies != "curate":
         return _reply_to_someone_else(post, config)
     category = category_from_tags(post.tags, post.text, config.categories)
@@ -109,6 +128,78 @@ def _tagged(post: Post, ctx: Context, config: Config) -> list[Action]:
         return [Record(post, "seen", reason=why_not), *boost]
     return [Record(post, "prompted", reason="asking the author for a category"),
             Prompt(post, _reply_visibility(post.visibility)), *boost]
+
+
+# ---- bridged pairs: a Bridgy Fed copy and its original are one share ---------------------------
+
+def _yields(twin: Item, post: Post) -> bool:
+    """Does the recorded twin make way for the new post? Only a copy nobody was asked about yet
+    does, for its original: the prompt then goes where the author reads it."""
+    return post.bridged_from is None and twin.is_copy() and twin.same_as is None \
+        and twin.state in ("seen", "waiting")
+
+
+def _joins(post: Post, twin: Item, config: Config) -> list[Action]:
+    """The post joins its twin's item: recorded as `bridged`, never prompted nor listed on its
+    own, and boosted on its network once the pair is (a copy as `boost_bridged` says)."""
+    kind = "a Bridgy Fed copy" if post.bridged_from is not None else "the original"
+    record = Record(post, "bridged", twin.category, same_as=twin.uri,
+                    reason=f"{kind} of {twin.uri}: prompted, classified and listed once, through it")
+    boost = _pair_boosted(twin) and _may_boost(post.visibility, post.bridged_from is not None, config)
+    return [record, *([Boost(post.network, post.uri, post.ref)] if boost else [])]
+
+
+def _takes_over(post: Post, twin: Item, actions: list[Action], config: Config) -> list[Action]:
+    """The original came while its copy waited: the original is asked, the copy's prompt is
+    forgotten and the copy goes by the original."""
+    record = next(a for a in actions if isinstance(a, Record))
+    out: list[Action] = [DropPrompt(twin.network, twin.uri)] if twin.state == "waiting" else []
+    out.append(Link(twin.network, twin.uri, post.uri, record.category,
+                    f"a Bridgy Fed copy of {post.uri}, which came after it"))
+    classified = record.state == "classified" and not post.replies_to_someone_else()
+    if classified and not twin.boosted and _may_boost(twin.visibility, True, config):
+        out.append(Boost(twin.network, twin.uri, twin.ref))
+    return out
+
+
+def _held(post: Post, actions: list[Action], config: Config) -> list[Action]:
+    """A copy seen before its original: its prompt waits `bridged_wait_seconds`, so that the
+    original, if it comes, is asked instead (BridgeWaitOver releases it)."""
+    if not any(isinstance(a, Prompt) for a in actions):
+        return actions
+    wait = f"a Bridgy Fed copy: waiting {config.policy.bridged_wait_seconds:g} s for its original"
+    return [replace(a, state="waiting", reason=wait) if isinstance(a, Record)
+            else replace(a, held=True) if isinstance(a, Prompt) else a for a in actions]
+
+
+def _wait_over(event: BridgeWaitOver, ctx: Context) -> list[Action]:
+    item = ctx.item
+    if item is None or item.state != "waiting":
+        return [Ignore(event.network, event.uri, "no copy waiting for its original")]
+    if ctx.author.opted_out or ctx.author.blocked:
+        return [DropPrompt(item.network, item.uri),
+                SetState(item.network, item.uri, "seen", "the author opted out or was blocked "
+                         "while the copy waited")]
+    return [ReleasePrompt(item.network, item.uri)]
+
+
+def _pair_boosted(item: Item) -> bool:
+    return item.boosted or item.state == "classified" and not item.reply_to_other
+
+
+def _may_boost(visibility: Visibility, copy: bool, config: Config) -> bool:
+    return visibility == "public" and (config.policy.boost_bridged or not copy)
+
+
+def _twin_classified(twin: Item | None, primary: Item, category: str, config: Config) -> list[Action]:
+    """The twin of a classified item takes its category, and is boosted on its network."""
+    if twin is None or twin.same_as != primary.uri:
+        return []
+    out: list[Action] = [Link(twin.network, twin.uri, primary.uri, category, "its twin was classified")]
+    comment = primary.reply_to_other and config.policy.replies != "curate"
+    if not twin.boosted and not comment and _may_boost(twin.visibility, twin.is_copy(), config):
+        out.append(Boost(twin.network, twin.uri, twin.ref))
+    return out
 
 
 def _post_imported(post: Post, ctx: Context, config: Config) -> list[Action]:
@@ -184,7 +275,7 @@ def _answer(post: Post, item: Item, ctx: Context, config: Config) -> list[Action
             actions.append(Reply(post, "thanks", answer.category, reply_vis))
         if not item.boosted and item.visibility == "public":
             actions.append(Boost(item.network, item.uri, item.ref))
-        return actions
+        return [*actions, *_twin_classified(ctx.twin, item, answer.category, config)]
     if answer.kind == "optout":
         if ctx.author.opted_out:  # "stop" five times is one confirmation, not five
             return [Ignore(post.network, post.uri, "already opted out; staying quiet")]
@@ -202,7 +293,7 @@ def _post_edited(post: Post, ctx: Context, config: Config) -> list[Action]:
     if item is None:  # an edit that adds the hashtag: a new item
         return _post_seen(post, ctx, config)
     if not post.has_tag(config.hashtag):
-        return _withdraw(item, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
+        return _withdraw(ctx, "withdrawn", "an edit removed the hashtag", post.uri, post.network)
     if item.state == "withdrawn":
         return _retagged(post, item, config)
     if post.replies_to_someone_else() and config.policy.replies == "record" \
@@ -222,13 +313,19 @@ def _retagged(post: Post, item: Item, config: Config) -> list[Action]:
             *([] if comment else _boost_if_public(post))]
 
 
-def _withdraw(item: Item | None, state: ItemState, why: str, uri: str,
-              network: Network) -> list[Action]:
+def _withdraw(ctx: Context, state: ItemState, why: str, uri: str, network: Network) -> list[Action]:
+    """The item leaves the veille and is unboosted; so does its bridged twin that goes by it
+    (the same share: Bridgy Fed deletes the copy too)."""
+    item, twin = ctx.item, ctx.twin
     if item is None or item.state in CLOSED:
         return [Ignore(network, uri, "not a tracked item")]
     actions: list[Action] = [SetState(item.network, item.uri, state, why)]
     if item.boosted:
         actions.append(Unboost(item.network, item.uri, item.ref))
+    if twin is not None and twin.same_as == item.uri and twin.state not in CLOSED:
+        actions.append(SetState(twin.network, twin.uri, "withdrawn", f"its bridged twin: {why}"))
+        if twin.boosted:
+            actions.append(Unboost(twin.network, twin.uri, twin.ref))
     return actions
 
 
@@ -238,21 +335,26 @@ def _timed_out(event: PromptTimedOut, ctx: Context) -> list[Action]:
     return [SetState(event.network, event.uri, "expired", "no answer before the timeout")]
 
 
-def _restore(event: ModeratorRestore, ctx: Context) -> list[Action]:
+def _restore(event: ModeratorRestore, ctx: Context, config: Config) -> list[Action]:
     """Back to what it was before the withdrawal: classified (and boosted) when it had a
-    category, else waiting in the desk's queue."""
-    item = ctx.item
+    category, else waiting in the desk's queue; its bridged twin goes by it again."""
+    item, twin = ctx.item, ctx.twin
     if item is None or item.state != "withdrawn":
         return [Ignore(event.network, event.uri, "only a withdrawn item can be restored")]
     if item.boosted:  # withdrawn and still boosted: the withdrawal's unboost is under way
         return [Ignore(event.network, event.uri, "its unboost is still under way; restore it once done")]
     why = f"a moderator ({event.by}) restored it"
+    if item.same_as is not None:  # half of a bridged pair: it goes by its twin again
+        return [Link(item.network, item.uri, item.same_as, item.category, why)]
+    if twin is not None and (twin.same_as != item.uri or twin.state != "withdrawn"):
+        twin = None
     if not item.category:
-        return [SetState(item.network, item.uri, "seen", why)]
+        back = [Link(twin.network, twin.uri, item.uri, None, why)] if twin else []
+        return [SetState(item.network, item.uri, "seen", why), *back]
     actions: list[Action] = [SetState(item.network, item.uri, "classified", why)]
     if not item.boosted and item.visibility == "public":
         actions.append(Boost(item.network, item.uri, item.ref))
-    return actions
+    return [*actions, *_twin_classified(twin, item, item.category, config)]
 
 
 def _block(event: ModeratorBlock, ctx: Context) -> list[Action]:
@@ -269,7 +371,9 @@ def _block(event: ModeratorBlock, ctx: Context) -> list[Action]:
 
 
 def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) -> list[Action]:
-    item = ctx.item
+    item, twin = ctx.item, ctx.twin
+    if item is not None and item.state == "bridged" and twin is not None:
+        item, twin = twin, item  # a decision on one half of a pair is the pair's decision
     if item is None:
         return [Ignore(event.network, event.uri, "not a tracked item")]
     if config.category(event.category) is None:
@@ -279,7 +383,8 @@ def _moderator_decision(event: ModeratorDecision, ctx: Context, config: Config) 
     comment = item.reply_to_other and config.policy.replies != "curate"
     if not item.boosted and item.visibility == "public" and item.state not in CLOSED and not comment:
         actions.append(Boost(item.network, item.uri, item.ref))
-    return actions
+    return actions + (_twin_classified(twin, item, event.category, config)
+                      if item.state not in CLOSED else [])
 
 
 def _boost_if_public(post: Post) -> list[Action]:

@@ -21,7 +21,7 @@ from bot import systemd
 from bot.adapter import Adapter, Emit, PermanentError, Source
 from bot.config import Config
 from bot.curator import Curator, describe
-from bot.model import Event, PromptTimedOut
+from bot.model import BridgeWaitOver, Event, PromptTimedOut
 from bot.store import Intent, Store
 
 log = logging.getLogger("numpolville.runtime")
@@ -125,7 +125,8 @@ class Runtime:
             if intent.key in self._queued:
                 return
             self._queued.add(intent.key)
-        self.queues[intent.network].put(intent)
+        if intent.network in self.queues:  # else left pending for a run with that network on
+            self.queues[intent.network].put(intent)
 
     def _supervise(self, adapter: Adapter, source: Source) -> None:
         failures, network = 0, adapter.network
@@ -249,6 +250,13 @@ class Runtime:
             else:
                 for adapter in self.adapters:
                     self._note(self._enqueue_pending, adapter)
+                self._note(self._release_waited_copies)
+
+    def _release_waited_copies(self) -> None:
+        """Bridged copies whose original did not come in time are asked themselves (checked every
+        PENDING_POLL: the wait is short)."""
+        for network, uri in self.store.copies_waited(self.config.policy.bridged_wait_seconds):
+            self.emit(BridgeWaitOver(network, uri))  # type: ignore[arg-type]
 
     def _tick(self) -> None:
         for network, source in self.sources:

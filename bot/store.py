@@ -22,6 +22,7 @@ from typing import Any, get_args
 import sqlite_utils
 
 from bot import model as m
+from bot.bridges import other
 from bot.store_web import FTS_COLUMNS, WebQueries
 
 log = logging.getLogger("numpolville.store")
@@ -159,6 +160,15 @@ SCHEMA: list[Migration] = [
     """
     ALTER TABLE items ADD COLUMN reply_to_author TEXT;
     """,
+    # 10 (issue 15): bridged pairs. What a Bridgy Fed copy names of its original, the twin an
+    # item goes by, and the lookups that find one half from the other (by uri or URL)
+    """
+    ALTER TABLE items ADD COLUMN bridged_from TEXT;
+    ALTER TABLE items ADD COLUMN same_as TEXT;
+    CREATE INDEX items_bridged_from ON items (network, bridged_from) WHERE bridged_from IS NOT NULL;
+    CREATE INDEX items_same_as ON items (network, same_as) WHERE same_as IS NOT NULL;
+    CREATE INDEX items_url ON items (network, url);
+    """,
 ]
 CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
@@ -277,17 +287,45 @@ class Store(WebQueries):
     def context(self, event: m.Event, bot_ids: frozenset[str]) -> m.Context:
         if isinstance(event, (m.PostSeen, m.PostEdited, m.PostImported)):
             post = event.post
-            return m.Context(
-                item=self.item(post.network, post.uri),
-                prompted_item=self.item_by_prompt(post.network, post.reply_to) if post.reply_to else None,
-                author=self.author_state(post.network, post.author.id),
-                bot_ids=bot_ids)
+            item = self.item(post.network, post.uri)
+            prompted = self.item_by_prompt(post.network, post.reply_to) if post.reply_to else None
+            twin = self.twin(prompted) if prompted else self.twin(item) if item else self.post_twin(post)
+            return m.Context(item=item, prompted_item=prompted,
+                             author=self.author_state(post.network, post.author.id),
+                             bot_ids=bot_ids, twin=twin)
+        if isinstance(event, m.BridgeWaitOver):
+            item = self.item(event.network, event.uri)
+            author = self.author_state(item.network, item.author_id) if item else m.AuthorState()
+            return m.Context(item=item, author=author, bot_ids=bot_ids)
         if isinstance(event, m.ModeratorBlock):
             boosted = self._all("SELECT * FROM items WHERE network = ? AND author_id = ? "
                                 "AND boosted_at IS NOT NULL", event.network, event.author_id)
             return m.Context(author=self.author_state(event.network, event.author_id), bot_ids=bot_ids,
                              boosted_items=tuple(map(_item, boosted)))
-        return m.Context(item=self.item(event.network, event.uri), bot_ids=bot_ids)
+        item = self.item(event.network, event.uri)
+        return m.Context(item=item, bot_ids=bot_ids, twin=self.twin(item) if item else None)
+
+    def twin(self, item: m.Item) -> m.Item | None:
+        """The other half of a recorded item's bridged pair: the twin it goes by, or the one
+        that goes by it."""
+        network = other(item.network)
+        if item.same_as is not None:
+            return self.item(network, item.same_as)
+        row = self._one("SELECT * FROM items WHERE network = ? AND same_as = ?", network, item.uri)
+        return _item(row) if row else None
+
+    def post_twin(self, post: m.Post) -> m.Item | None:
+        """The recorded half of a new post's bridged pair: for a copy, its original (named by
+        uri, URL or ActivityPub id); for any post, a copy recorded first that names it."""
+        network = other(post.network)
+        if post.bridged_from:
+            row = self._one("SELECT * FROM items WHERE network = ?1 AND (uri = ?2 OR url = ?2)",
+                            network, post.bridged_from)
+            if row:
+                return _item(row)
+        row = self._one("SELECT * FROM items WHERE network = ? AND bridged_from IN (?, ?)",
+                        network, post.uri, post.url)
+        return _item(row) if row else None
 
     # ---- applying what the core decided ---------------------------------------------------------
 
@@ -321,6 +359,14 @@ class Store(WebQueries):
         elif isinstance(a, m.SetState):
             self._update(a.network, a.uri, at, state=a.state, reason=a.reason,
                          deleted=int(a.state == "deleted"))
+        elif isinstance(a, m.Link):
+            self._update(a.network, a.uri, at, state="bridged", same_as=a.same_as,
+                         category=a.category, reason=a.reason)
+        elif isinstance(a, m.DropPrompt):
+            self._exec("DELETE FROM intents WHERE key = ? AND state = 'held'", (_prompt_key(a),))
+        elif isinstance(a, m.ReleasePrompt):
+            self.log(a, at, author)
+            return self._release(a, at)
         elif isinstance(a, m.NoteReply):
             column = "help_replies" if a.text_key == "help" else "unknown_replies"
             self._exec(f"UPDATE items SET {column} = {column} + 1 WHERE network = ? AND uri = ?",
@@ -336,6 +382,17 @@ class Store(WebQueries):
         self.log(a, at, author)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
 
+    def _release(self, a: m.ReleasePrompt, at: str) -> Intent | None:
+        """A held prompt becomes an effect to carry out, and its item is prompted from now on."""
+        key = _prompt_key(a)
+        row = self._one("SELECT payload, attempts FROM intents WHERE key = ? AND state = 'held'", key)
+        if row is None:
+            return None
+        self._exec("UPDATE intents SET state = 'pending' WHERE key = ?", (key,))
+        self._update(a.network, a.uri, at, state="prompted", prompted_at=at,
+                     reason="its original did not come: asking the copy's author")
+        return Intent(key, a.network, m.from_dict(json.loads(row["payload"])), row["attempts"])
+
     def _record(self, a: m.Record, at: str) -> None:
         p = a.post
         row = {
@@ -343,8 +400,11 @@ class Store(WebQueries):
             "author_id": p.author.id, "author_handle": p.author.handle, "text": p.text,
             "link": p.link, "link_title": p.link_title, "created_at": iso(p.created_at),
             "visibility": p.visibility, "state": a.state, "category": a.category,
-            "reason": a.reason, "reply_to_author": p.reply_to_author, "updated_at": at,
+            "reason": a.reason, "reply_to_author": p.reply_to_author,
+            "bridged_from": p.bridged_from, "updated_at": at,
         }
+        if a.same_as:
+            row |= {"same_as": a.same_as}
         if a.classified_by:
             row |= {"classified_by": a.classified_by, "classified_at": at}
         if a.state == "prompted":  # counts toward the daily limit from the decision on
@@ -384,13 +444,16 @@ class Store(WebQueries):
     # ---- intents: exactly-once effects ----------------------------------------------------------
 
     def _intend(self, a: m.Action, at: str) -> Intent | None:
+        """Write the effect down once; a held prompt waits (state `held`) for its release."""
         key = intent_key(a)
         network, uri, _, _ = _describe(a)
+        held = isinstance(a, m.Prompt) and a.held
         cur = self._exec(
             "INSERT OR IGNORE INTO intents (key, network, kind, uri, payload, state, created_at) "
-            "VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-            (key, network, type(a).__name__.lower(), uri, json.dumps(m.to_dict(a)), at))
-        return Intent(key, network, a, 0) if cur.rowcount else None  # type: ignore[arg-type]
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, network, type(a).__name__.lower(), uri, json.dumps(m.to_dict(a)),
+             "held" if held else "pending", at))
+        return Intent(key, network, a, 0) if cur.rowcount and not held else None  # type: ignore[arg-type]
 
     def pending_intents(self, network: str) -> list[Intent]:
         rows = self._exec(
@@ -410,6 +473,10 @@ class Store(WebQueries):
                 self._update(a.post.network, a.post.uri, at, prompt_uri=uri, prompt_ref=ref or uri)
             elif isinstance(a, m.Boost):
                 self._update(a.network, a.uri, at, boosted_at=at, boost_ref=result)
+                # A later unboost (withdrawn again after a restore) must be possible again; one
+                # still pending (a withdrawal while this boost was under way) stays.
+                self._exec("DELETE FROM intents WHERE key = ? AND state != 'pending'", (intent_key(
+                    m.Unboost(a.network, a.uri, a.ref)),))
             elif isinstance(a, m.Unboost):
                 self._update(a.network, a.uri, at, boosted_at=None, boost_ref=None)
                 # A later boost of the same item (a correction) must be possible again.
@@ -450,6 +517,13 @@ class Store(WebQueries):
             (network, source, value, iso(self.clock())))
 
     # ---- queries for the shell and the CLI ------------------------------------------------------
+
+    def copies_waited(self, seconds: float) -> list[tuple[str, str]]:
+        """(network, uri) of the bridged copies that have waited `seconds` for their original."""
+        cutoff = iso(self.clock() - timedelta(seconds=seconds))
+        rows = self._exec("SELECT network, uri FROM items WHERE state = 'waiting' AND seen_at <= ?",
+                          (cutoff,))
+        return [(n, u) for n, u in rows]
 
     def prompts_older_than(self, hours: float) -> list[tuple[str, str]]:
         cutoff = iso(self.clock() - timedelta(hours=hours))
@@ -606,12 +680,13 @@ class Store(WebQueries):
 
     # ---- digests --------------------------------------------------------------------------------
 
-    # What a digest, the site or a feed may show: no withdrawn, deleted or skipped item, nothing
+    # What a digest, the site or a feed may show: no withdrawn, deleted or skipped item, no half of a
+    # bridged pair listed through its twin (nor a copy waiting for its original), nothing
     # private, and nothing by an author of `digest_excluded_authors`, passed as JSON arrays (?3
     # their ids, ?4 "network id": the cheap test on the id alone spares the concatenation to almost
     # every row). ?1 and ?2 are the query's own. Every column a digest reads is in the
     # `items_digest` index, so the table itself is never read.
-    _SHOWN = ("state NOT IN ('withdrawn', 'deleted', 'skipped') AND NOT deleted "
+    _SHOWN = ("state NOT IN ('withdrawn', 'deleted', 'skipped', 'waiting', 'bridged') AND NOT deleted "
               "AND visibility IN ('public', 'unlisted') "
               "AND NOT (author_id IN (SELECT value FROM json_each(?3)) "
               "AND network || ' ' || author_id IN (SELECT value FROM json_each(?4)))")
@@ -762,6 +837,11 @@ class _Transaction:
             self.lock.release()
 
 
+def _prompt_key(a: m.ReleasePrompt | m.DropPrompt) -> str:
+    """The key of the held prompt of a copy (`intent_key` of its Prompt)."""
+    return f"prompt:{a.network}:{a.uri}"
+
+
 def intent_key(a: m.Action) -> str:
     """One key per effect that must happen once: a second attempt finds the first one's row."""
     network, uri, _, _ = _describe(a)
@@ -793,4 +873,5 @@ def _item(row: dict[str, Any]) -> m.Item:
                   visibility=row["visibility"], category=row["category"],
                   prompt_uri=row["prompt_uri"], boosted=row["boosted_at"] is not None,
                   unknown_replies=row["unknown_replies"], help_replies=row["help_replies"],
-                  reply_to_other=row["reply_to_author"] not in (None, row["author_id"]))
+                  reply_to_other=row["reply_to_author"] not in (None, row["author_id"]),
+                  bridged_from=row["bridged_from"], same_as=row["same_as"])

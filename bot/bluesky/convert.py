@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.bluesky.detect import LINK_FACET, POST, features, mentions, record_tags, reply_parent
+from bot.bridges import bluesky_original
 from bot.links import TEXT_URL, TRAILING, web_link
 from bot.model import Author, Post
 
@@ -32,12 +33,13 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
     link, title = _link(record)
     text = record.get("text")
     parent = reply_parent(record)
+    author = author or Author("bluesky", did, did)
     return Post(
         network="bluesky",
         uri=uri,
         ref=f"{uri} {cid}",
         url=f"https://bsky.app/profile/{did}/post/{rkey}",
-        author=author or Author("bluesky", did, did),
+        author=author,
         text=text if isinstance(text, str) else "",
         created_at=_created_at(record.get("createdAt")),
         visibility="public",
@@ -47,6 +49,7 @@ def to_post(record: dict[str, Any], did: str, rkey: str, cid: str, *, bot_did: s
         reply_to=parent,
         mentions_bot=mentions(record, bot_did),
         reply_to_author=_repo(parent) if parent else None,
+        bridged_from=bluesky_original(record, author.handle, author.labels),
     )
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any, get_args
 
+from bot.bridges import mastodon_original
 from bot.links import web_link
 from bot.model import Author, Post, Visibility
 
@@ -112,6 +113,7 @@ def to_post(status: Mapping[str, Any], *, bot_ids: frozenset[str] = frozenset(),
         reply_to=parent_uri(str(reply_to)) if reply_to else None,
         mentions_bot=any(str(m["id"]) in bot_ids for m in status.get("mentions") or ()),
         reply_to_author=str(status.get("in_reply_to_account_id") or "") if reply_to else None,
+        bridged_from=mastodon_original(status),
     )
 
 
