@@ -196,6 +196,19 @@ class MastodonServer:
         )
         return self.status_json(st.id, viewer=aid)
 
+    def receive(self, acct: str, text: str, uri: str, url: Optional[str] = None,
+                in_reply_to_id: Optional[str] = None, visibility: str = "public") -> dict[str, Any]:
+        """A status by the remote account `acct` (user@domain, created on first use) as it reaches
+        this server: with its origin's uri and url, e.g. Bridgy Fed's copy of a Bluesky post
+        (`https://bsky.brid.gy/convert/ap/at://...`, by `handle@bsky.brid.gy`)."""
+        username, domain = acct.split("@", 1)
+        acc = self.world.find_account(acct) or self.world.create_account(
+            username, domain=domain, url=f"https://{domain}/ap/{username}",
+            uri=f"https://{domain}/ap/{username}")
+        st = self.world.post(acc.id, text, visibility=visibility, in_reply_to_id=in_reply_to_id,
+                             uri=uri, url=url)
+        return self.status_json(st.id)
+
     def set_reblog_policy(self, username: str, policy: str) -> None:
         """GoToSocial's `can_reblog` for the account's posts: "public", "approval" or "nobody"."""
         self.account(username).reblog_policy = policy

@@ -287,10 +287,13 @@ class World:
         max_characters: Optional[int] = None,
         application: Optional[dict[str, Any]] = None,
         created_at: Optional[datetime] = None,
+        uri: Optional[str] = None,
+        url: Optional[str] = None,
     ) -> Status:
         """Create a status exactly as `POST /api/v1/statuses` does (notifications + stream events).
         `created_at` (the control API only) stands for a post that reaches the server late, as a
-        federated one can: Mastodon keeps the origin's time."""
+        federated one can: Mastodon keeps the origin's time. `uri` and `url` (the control API
+        only) are a federated status's own, given by its origin (a remote account's post)."""
         from .render_text import render_content  # local import keeps modules acyclic
 
         if visibility not in ("public", "unlisted", "private", "direct"):
@@ -323,11 +326,12 @@ class World:
                 content=content,
                 visibility=visibility,
                 created_at=created_at or now_utc(),
-                uri=f"{self.base}/users/{acc.username}/statuses/{sid}",
-                url=f"{self.base}/@{acc.username}/{sid}",
+                uri=uri or f"{self.base}/users/{acc.username}/statuses/{sid}",
+                url=url if uri else f"{self.base}/@{acc.username}/{sid}",
                 spoiler_text=spoiler_text,
                 sensitive=sensitive or bool(spoiler_text),
                 language=language,
+                local=uri is None,
                 in_reply_to_id=parent.id if parent else None,
                 in_reply_to_account_id=parent.account_id if parent else None,
                 mention_ids=mentions,
