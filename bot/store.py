@@ -168,8 +168,16 @@ SCHEMA: list[Migration] = [
     CREATE INDEX items_bridged_from ON items (network, bridged_from) WHERE bridged_from IS NOT NULL;
     CREATE INDEX items_same_as ON items (network, same_as) WHERE same_as IS NOT NULL;
     CREATE INDEX items_url ON items (network, url);
+    DROP INDEX items_feed;
+    DROP INDEX items_feed_all;
+    CREATE INDEX items_feed ON items (category, created_at, uri)
+        WHERE network = 'bluesky' AND state IN ('classified', 'bridged') AND category IS NOT NULL;
+    CREATE INDEX items_feed_all ON items (created_at, uri)
+        WHERE network = 'bluesky' AND state IN ('classified', 'bridged') AND category IS NOT NULL;
     """,
 ]
+# The Bluesky items a custom feed lists (the partial indexes of migration 10 say the same).
+_FEED_STATES = "state IN ('classified', 'bridged') AND category IS NOT NULL"
 CHECKPOINT_TRIES = 50  # a truncating checkpoint waits for readers; tried this many times, 0.1 s apart
 
 
@@ -680,16 +688,16 @@ class Store(WebQueries):
 
     # ---- digests --------------------------------------------------------------------------------
 
-    # What a digest, the site or a feed may show: no withdrawn, deleted or skipped item, no half of a
-    # bridged pair listed through its twin (nor a copy waiting for its original), nothing
-    # private, and nothing by an author of `digest_excluded_authors`, passed as JSON arrays (?3
-    # their ids, ?4 "network id": the cheap test on the id alone spares the concatenation to almost
-    # every row). ?1 and ?2 are the query's own. Every column a digest reads is in the
-    # `items_digest` index, so the table itself is never read.
-    _SHOWN = ("state NOT IN ('withdrawn', 'deleted', 'skipped', 'waiting', 'bridged') AND NOT deleted "
-              "AND visibility IN ('public', 'unlisted') "
-              "AND NOT (author_id IN (SELECT value FROM json_each(?3)) "
-              "AND network || ' ' || author_id IN (SELECT value FROM json_each(?4)))")
+    # What a digest, the site or a feed may show: nothing private, and nothing by an author of
+    # `digest_excluded_authors`, passed as JSON arrays (?3 their ids, ?4 "network id": the cheap
+    # test on the id alone spares the concatenation to almost every row); of the items, no
+    # withdrawn, deleted or skipped one, and no half of a bridged pair listed through its twin
+    # (nor a copy waiting for its original). ?1 and ?2 are the query's own. Every column a digest
+    # reads is in the `items_digest` index, so the table itself is never read.
+    _ALLOWED = ("NOT deleted AND visibility IN ('public', 'unlisted') "
+                "AND NOT (author_id IN (SELECT value FROM json_each(?3)) "
+                "AND network || ' ' || author_id IN (SELECT value FROM json_each(?4)))")
+    _SHOWN = "state NOT IN ('withdrawn', 'deleted', 'skipped', 'waiting', 'bridged') AND " + _ALLOWED
     _DIGEST_SHOWN = "created_at >= ?1 AND created_at < ?2 AND " + _SHOWN
     # A share's vote for a category: its category once classified, else none.
     _DIGEST_VOTE = "CASE WHEN state = 'classified' THEN category END"
@@ -757,12 +765,15 @@ class Store(WebQueries):
 
     # ---- Bluesky custom feeds -------------------------------------------------------------------
 
-    # The posts a feed shows: Bluesky's classified ones that a digest may show, newest first, from a
-    # (created_at, uri) position on. `_DIGEST_SHOWN`'s window ends just past the position's second,
-    # so the index range starts there (a seek, whatever the depth); the row value breaks the tie.
+    # The posts a feed shows: Bluesky's classified ones that a digest may show, and the Bluesky
+    # halves of classified bridged pairs (a Mastodon share reaches the feed through its copy),
+    # newest first, from a (created_at, uri) position on. The window ?1..?2 ends just past the
+    # position's second, so the index range starts there (a seek, whatever the depth); the row
+    # value breaks the tie.
     _FEED_PAGE = ("SELECT created_at, uri FROM items INDEXED BY {index} WHERE network = 'bluesky' "
-                  "AND state = 'classified' {category} AND " + _DIGEST_SHOWN +
-                  " AND (created_at, uri) < (?5, ?6) ORDER BY created_at DESC, uri DESC LIMIT ?7")
+                  f"AND {_FEED_STATES} {{category}} AND created_at >= ?1 AND created_at < ?2 "
+                  "AND " + _ALLOWED + " AND (created_at, uri) < (?5, ?6) "
+                  "ORDER BY created_at DESC, uri DESC LIMIT ?7")
     _FEED_END = "\U0010ffff"  # after every stored string
 
     def feed_page(self, category: str | None, before: tuple[str, str] | None,

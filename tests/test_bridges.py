@@ -144,6 +144,10 @@ def test_a_copy_after_its_original_joins_its_item(bot: Bot) -> None:
     assert (bot.item(ALICE_POST)["state"], bot.item(ALICE_POST)["category"]) == ("classified", "projet")
     assert (bot.item(ALICE_ON_BSKY)["state"], bot.item(ALICE_ON_BSKY)["category"]) == ("bridged", "projet")
     assert [row[1] for row in bot.listed()] == ["mastodon"]  # counted and listed once
+    assert [i["uri"] for i in bot.store.classified_items(None, 10)] == [ALICE_POST.uri]  # the site
+    # A Bluesky custom feed lists Bluesky posts: the share reaches it through its copy.
+    assert [u for _, u in bot.store.feed_page("projet", None, 10)] == [ALICE_ON_BSKY.uri]
+    assert [u for _, u in bot.store.feed_page(None, None, 10)] == [ALICE_ON_BSKY.uri]
 
 
 def test_a_copy_of_a_classified_original_is_boosted_as_boost_bridged_says(tmp_path: Path) -> None:
@@ -221,6 +225,7 @@ def test_withdrawing_or_deleting_one_half_of_a_pair(bot: Bot) -> None:
     effects = bot.event(m.ModeratorWithdrawal("mastodon", ALICE_POST.uri, "mod"))
     assert sorted(a.network for a in effects if isinstance(a, m.Unboost)) == ["bluesky", "mastodon"]
     assert bot.item(ALICE_ON_BSKY)["state"] == "withdrawn"
+    assert bot.store.feed_page(None, None, 10) == []
     effects = bot.event(m.ModeratorRestore("mastodon", ALICE_POST.uri, "mod"))
     assert sorted(a.network for a in effects if isinstance(a, m.Boost)) == ["bluesky", "mastodon"]
     assert bot.item(ALICE_ON_BSKY)["state"] == "bridged"
