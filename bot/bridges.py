@@ -50,3 +50,26 @@ def bluesky_original(record: Mapping[str, Any], handle: str, labels: tuple[str, 
         return original
     bridged = handle.casefold().endswith(AP_BRIDGE_HANDLES) or BRIDGED_LABEL in labels
     return "" if bridged or isinstance(original, str) else None
+
+
+def original_authors(network: Network, handle: str) -> tuple[str, ...]:
+    """The handles the original's author may have on the other network, from the handle of a
+    copy's author on `network`: alice.home.test.ap.brid.gy is alice@home.test (or alice, an
+    account of the bot's own server); bob.test@bsky.brid.gy is bob.test. () for no bridge account."""
+    h = handle.casefold()
+    if network == "bluesky":
+        if not h.endswith(AP_BRIDGE_HANDLES):
+            return ()
+        user, _, domain = h.removesuffix(AP_BRIDGE_HANDLES).partition(".")
+        return (f"{user}@{domain}", user)
+    user, _, domain = h.rpartition("@")
+    return (user,) if domain == BSKY_BRIDGE and user else ()
+
+
+def bridged_author(network: Network, handle: str) -> str:
+    """A LIKE pattern for the handle that an author on `network` has on the other one through
+    the bridge (the reverse of `original_authors`; a local Mastodon account's domain is any)."""
+    if network == "mastodon":
+        user, _, domain = handle.partition("@")
+        return f"{user}.{domain or '%'}{AP_BRIDGE_HANDLES}"
+    return f"{handle}@{BSKY_BRIDGE}"

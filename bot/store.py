@@ -22,7 +22,7 @@ from typing import Any, get_args
 import sqlite_utils
 
 from bot import model as m
-from bot.bridges import other
+from bot.bridges import bridged_author, original_authors, other
 from bot.store_web import FTS_COLUMNS, WebQueries
 
 log = logging.getLogger("numpolville.store")
@@ -323,16 +323,26 @@ class Store(WebQueries):
         return _item(row) if row else None
 
     def post_twin(self, post: m.Post) -> m.Item | None:
-        """The recorded half of a new post's bridged pair: for a copy, its original (named by
-        uri, URL or ActivityPub id); for any post, a copy recorded first that names it."""
-        network = other(post.network)
+        """The recorded half of a new post's bridged pair. For a copy: its original, by the uri,
+        URL or ActivityPub id it names, else (a copy that names none) by its author's other
+        handle and the same second (Bridgy Fed keeps the original's time). For an original: a
+        copy recorded first that names it, or an unnamed one by its author's bridged account."""
+        network, created = other(post.network), iso(post.created_at)
         if post.bridged_from:
-            row = self._one("SELECT * FROM items WHERE network = ?1 AND (uri = ?2 OR url = ?2)",
+            row = self._one("SELECT * FROM items WHERE network = ?1 AND uri = ?2 UNION ALL "
+                            "SELECT * FROM items WHERE network = ?1 AND url = ?2 LIMIT 1",
                             network, post.bridged_from)
-            if row:
-                return _item(row)
-        row = self._one("SELECT * FROM items WHERE network = ? AND bridged_from IN (?, ?)",
-                        network, post.uri, post.url)
+        elif post.bridged_from == "":
+            row = self._one(
+                "SELECT * FROM items INDEXED BY items_created WHERE network = ? AND created_at = ? "
+                "AND author_handle COLLATE NOCASE IN (SELECT value FROM json_each(?))", network, created,
+                json.dumps(original_authors(post.network, post.author.handle)))
+        else:
+            row = self._one("SELECT * FROM items WHERE network = ? AND bridged_from IN (?, ?)",
+                            network, post.uri, post.url) or self._one(
+                "SELECT * FROM items WHERE network = ? AND created_at = ? AND bridged_from = '' "
+                "AND author_handle LIKE ?", network, created,
+                bridged_author(post.network, post.author.handle))
         return _item(row) if row else None
 
     # ---- applying what the core decided ---------------------------------------------------------

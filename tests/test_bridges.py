@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot import model as m
-from bot.bridges import bluesky_original, mastodon_original
+from bot.bridges import bluesky_original, mastodon_original, original_authors
 from bot.config import Config, parse
 from bot.curator import Curator
 from bot.store import Intent, Store
@@ -256,3 +256,34 @@ def test_an_imported_copy_joins_its_original_without_a_boost(bot: Bot) -> None:
     bot.see(masto(text="Un lien #numpolville #projet"))
     assert bot.curator.handle(m.PostImported(ALICE_ON_BSKY)) == []
     assert bot.item(ALICE_ON_BSKY)["state"] == "bridged"
+
+
+# ---- copies that name no original ---------------------------------------------------------------
+
+def test_an_unnamed_copy_is_matched_by_its_author_s_other_handle_and_time(bot: Bot) -> None:
+    """Bridgy Fed keeps the original's time: same second, the author's bridged handle."""
+    bot.see(ALICE_POST)
+    late = replace(ALICE_ON_BSKY, uri=ALICE_ON_BSKY.uri + "2", bridged_from="",
+                   created_at=T0 + timedelta(seconds=1))
+    bot.see(late)
+    assert bot.item(late)["state"] == "waiting"  # another second: not taken for the same share
+    bot.see(replace(ALICE_ON_BSKY, bridged_from=""))
+    assert bot.item(ALICE_ON_BSKY)["same_as"] == ALICE_POST.uri
+
+
+def test_an_original_finds_the_unnamed_copy_recorded_first(bot: Bot) -> None:
+    unnamed = replace(BOB_ON_MASTO, uri="https://bsky.brid.gy/r/elsewhere", bridged_from="")
+    bot.see(unnamed)
+    assert kinds(bot.see(BOB_POST)) == ["Prompt"]
+    assert (bot.item(unnamed)["state"], bot.item(unnamed)["same_as"]) == ("bridged", BOB_POST.uri)
+
+
+@pytest.mark.parametrize(("network", "handle", "expected"), [
+    ("bluesky", "alice.home.test.ap.brid.gy", ("alice@home.test", "alice")),
+    ("bluesky", "Alice.Home.Test.AP.brid.gy", ("alice@home.test", "alice")),
+    ("bluesky", "alice.bsky.social", ()),
+    ("mastodon", "bob.test@bsky.brid.gy", ("bob.test",)),
+    ("mastodon", "bob@home.test", ()),
+])
+def test_original_authors(network: m.Network, handle: str, expected: tuple[str, ...]) -> None:
+    assert original_authors(network, handle) == expected
