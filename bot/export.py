@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from bot.store import Store
 
 FIELDS = ("network", "uri", "url", "author", "text", "category", "state", "boosted", "deleted",
-          "created_at", "classified_at", "boost_note")
+          "created_at", "classified_at", "boost_note", "same_as")
 FORMATS = ("json", "csv")
 # A cell starting with one of these is a formula to a spreadsheet program (`=HYPERLINK(...)`,
 # `@SUM`, `+1`, a tab or CR before one): OWASP's advice is to make it text with a leading "'".
@@ -26,6 +26,7 @@ def rows(store: Store, since: datetime | None = None) -> Iterator[dict[str, Any]
             "state": item["state"], "boosted": item["boosted_at"] is not None,
             "deleted": bool(item["deleted"]), "created_at": item["created_at"],
             "classified_at": item["classified_at"], "boost_note": item["boost_note"],
+            "same_as": item["same_as"],
         }
 
 

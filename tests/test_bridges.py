@@ -15,6 +15,7 @@ from bot import model as m
 from bot.bridges import bluesky_original, mastodon_original, original_authors
 from bot.config import Config, parse
 from bot.curator import Curator
+from bot.export import rows as export_rows
 from bot.store import Intent, Store
 
 T0 = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
@@ -148,6 +149,8 @@ def test_a_copy_after_its_original_joins_its_item(bot: Bot) -> None:
     # A Bluesky custom feed lists Bluesky posts: the share reaches it through its copy.
     assert [u for _, u in bot.store.feed_page("projet", None, 10)] == [ALICE_ON_BSKY.uri]
     assert [u for _, u in bot.store.feed_page(None, None, 10)] == [ALICE_ON_BSKY.uri]
+    exported = {r["uri"]: r["same_as"] for r in export_rows(bot.store)}
+    assert exported == {ALICE_POST.uri: None, ALICE_ON_BSKY.uri: ALICE_POST.uri}
 
 
 def test_a_copy_of_a_classified_original_is_boosted_as_boost_bridged_says(tmp_path: Path) -> None:
