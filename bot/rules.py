@@ -77,8 +77,8 @@ def decide(event: Event, ctx: Context, config: Config) -> list[Action]:
 
 
 def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
-    if post.author.id in ctx.bot_ids:
-        return [Ignore(post.network, post.uri, "the bot's own post")]
+    if post.author.id in ctx.bot_ids or _bridged_from_the_bot(post, ctx.bot_ids):
+        return [Ignore(post.network, post.uri, "the bot's own post (or its Bridgy Fed copy)")]
     if _erased(post, ctx):
         return [Unseen(post.network, post.uri)]
     if ctx.prompted_item is not None:
@@ -86,6 +86,14 @@ def _post_seen(post: Post, ctx: Context, config: Config) -> list[Action]:
     if post.has_tag(config.hashtag):
         return _tagged(post, ctx, config)
     return [Ignore(post.network, post.uri, "neither tagged nor an answer to a prompt")]
+
+
+def _bridged_from_the_bot(post: Post, bot_ids: frozenset[str]) -> bool:
+    """A Bridgy Fed copy of one of the bot's posts (its digest thread): named by the bot's DID
+    in an at:// URI, or under the bot's Mastodon web or ActivityPub address."""
+    named = post.bridged_from or ""
+    return bool(named) and any(named.startswith(f"at://{i}/") or named.startswith(f"{i}/")
+                               for i in bot_ids)
 
 
 def _erased(post: Post, ctx: Context) -> bool:
@@ -206,7 +214,8 @@ def _post_imported(post: Post, ctx: Context, config: Config) -> list[Action]:
     """An old post is recorded and classified as a live one would be, consent included, but an
     old post getting a question out of nowhere, or a wave of old boosts in followers' timelines,
     happens only under `import_prompt` / `import_boost`."""
-    if post.author.id in ctx.bot_ids or not post.has_tag(config.hashtag):
+    if post.author.id in ctx.bot_ids or _bridged_from_the_bot(post, ctx.bot_ids) \
+            or not post.has_tag(config.hashtag):
         return [Ignore(post.network, post.uri, "the bot's own post, or not tagged")]
     if _erased(post, ctx):
         return [Unseen(post.network, post.uri)]

@@ -290,3 +290,16 @@ def test_an_original_finds_the_unnamed_copy_recorded_first(bot: Bot) -> None:
 ])
 def test_original_authors(network: m.Network, handle: str, expected: tuple[str, ...]) -> None:
     assert original_authors(network, handle) == expected
+
+
+def test_a_copy_of_the_bot_s_own_post_is_ignored(bot: Bot) -> None:
+    """The bot's digest thread bridged to the other network carries the hashtag: never curated."""
+    bot.curator.bot_ids |= {"did:plc:thebot", "https://home.test/@numpolbot"}
+    mine = [replace(ALICE_ON_BSKY, bridged_from="https://home.test/@numpolbot/5"),
+            replace(BOB_ON_MASTO, bridged_from="at://did:plc:thebot/app.bsky.feed.post/3kdigest")]
+    for post in mine:
+        assert bot.curator.handle(m.PostSeen(post)) == []
+        assert bot.curator.handle(m.PostImported(post)) == []
+    assert bot.store._one("SELECT count(*) AS n FROM items") == {"n": 0}
+    assert kinds(bot.see(replace(ALICE_ON_BSKY, bridged_from="https://home.test/@numpolbotx/5"))) == []
+    assert bot.item(ALICE_ON_BSKY)["state"] == "waiting"  # someone else's

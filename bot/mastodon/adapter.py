@@ -66,7 +66,9 @@ class MastodonAdapter:
             self.retry(self.client.account_update_credentials, bot=True)
         log.info("mastodon: signed in as @%s on %s: %s", self.me["acct"], m.api_base_url,
                  server.describe())
-        return self.reader.bot_ids
+        # The account's web and ActivityPub addresses too: its posts' Bridgy Fed copies name
+        # them (`bridgyOriginalUrl`), and the bot never curates its own posts.
+        return self.reader.bot_ids | {str(self.me[k]) for k in ("url", "uri") if self.me.get(k)}
 
     def sources(self) -> list[Source]:
         streams = None
