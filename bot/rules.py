@@ -192,7 +192,11 @@ def _wait_over(event: BridgeWaitOver, ctx: Context) -> list[Action]:
 
 
 def _pair_boosted(item: Item) -> bool:
-    return item.boosted or item.state == "classified" and not item.reply_to_other
+    """Is (or will) the twin a post joins be boosted? Anyone can write `bridgyOriginalUrl`: a post
+    that only claims to be a copy joins the item it names (never asked, never listed) and is
+    boosted as that item is, public and classified; no more than answering its own prompt gets."""
+    return item.boosted or (item.state == "classified" and item.visibility == "public"
+                            and not item.reply_to_other)
 
 
 def _may_boost(visibility: Visibility, copy: bool, config: Config) -> bool:
@@ -205,7 +209,8 @@ def _twin_classified(twin: Item | None, primary: Item, category: str, config: Co
         return []
     out: list[Action] = [Link(twin.network, twin.uri, primary.uri, category, "its twin was classified")]
     comment = primary.reply_to_other and config.policy.replies != "curate"
-    if not twin.boosted and not comment and _may_boost(twin.visibility, twin.is_copy(), config):
+    if not twin.boosted and not comment and primary.visibility == "public" \
+            and _may_boost(twin.visibility, twin.is_copy(), config):
         out.append(Boost(twin.network, twin.uri, twin.ref))
     return out
 

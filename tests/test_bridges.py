@@ -303,3 +303,15 @@ def test_a_copy_of_the_bot_s_own_post_is_ignored(bot: Bot) -> None:
     assert bot.store._one("SELECT count(*) AS n FROM items") == {"n": 0}
     assert kinds(bot.see(replace(ALICE_ON_BSKY, bridged_from="https://home.test/@numpolbotx/5"))) == []
     assert bot.item(ALICE_ON_BSKY)["state"] == "waiting"  # someone else's
+
+
+def test_a_public_copy_of_a_private_original_is_never_boosted(bot: Bot) -> None:
+    """Bridgy Fed bridges public posts only: a public "copy" of a private post is someone's claim."""
+    private = replace(ALICE_POST, visibility="private")
+    bot.see(private)
+    bot.see(ALICE_ON_BSKY)
+    assert kinds(bot.answer(ALICE, private, "projet")) == ["Acknowledge"]
+    classified = replace(ALICE_POST, uri=ALICE_POST.uri + "0", url=ORIGINAL_URL + "0", visibility="private",
+                         text="Un lien #numpolville #projet", tags=frozenset({"numpolville", "projet"}))
+    bot.see(classified)
+    assert bot.see(replace(ALICE_ON_BSKY, uri=ALICE_ON_BSKY.uri + "0", bridged_from=ORIGINAL_URL + "0")) == []
