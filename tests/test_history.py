@@ -9,13 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from atproto import models
 
 from bot import model as m
@@ -165,6 +168,42 @@ def test_mastodon_import_home_and_discovery_resumed_after_kill(
           f"requests ({pages['piaille']} tag pages); bot {bot_id}")
 
 
+def seed_bluesky(net: BlueskyNetwork, since: datetime, until: datetime, count: int) -> list[str]:
+    """`count` tagged posts spread over [since, until), one in ten classified (#projet), by alice,
+    bob and carol in one commit each (applyWrites takes 200); their uris once the AppView has them."""
+    made: list[str] = []
+    writes: dict[str, list[Any]] = {name: [] for name in ("alice", "bob", "carol")}
+    for i in range(count):  # createdAt in the past: the AppView sorts and dates by what it says
+        category = " #projet" if i % 10 == 0 else ""
+        created = since + timedelta(minutes=1) + (until - since) * i / count
+        writes[("alice", "bob", "carol")[i % 3]].append(models.ComAtprotoRepoApplyWrites.Create(
+            collection="app.bsky.feed.post", value=models.AppBskyFeedPost.Record(
+                text=f"Partage {i} {time.time_ns()} https://example.org/b{i} #{TAG}{category}",
+                created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))))
+    for name, creates in writes.items():
+        if creates:
+            results = net.client(name).com.atproto.repo.apply_writes(
+                {"repo": net.did(name), "writes": creates}).results
+            made += [r.uri for r in results]
+            net.wait_visible(made[-1])
+    return made
+
+
+def bluesky_config(net: BlueskyNetwork, tmp_path: Path) -> tuple[Path, Path]:
+    """The bot's configuration (Bluesky only) and database paths; the password goes in the
+    environment (`PASSWORD_ENV`)."""
+    config, db = tmp_path / "numpolville.toml", tmp_path / "bot.db"
+    config.write_text(f"""
+hashtag = "{TAG}"
+database = "{db}"
+[bluesky]
+enabled = true
+service = "{net.pds_url}"
+handle = "{net.accounts["bot"]["handle"]}"
+""", encoding="utf-8")
+    return config, db
+
+
 def test_bluesky_import_in_windows_resumed_after_kill(bsky_network: BlueskyNetwork,
                                                       tmp_path: Path) -> None:
     if not bsky_network.has_appview:
@@ -172,30 +211,9 @@ def test_bluesky_import_in_windows_resumed_after_kill(bsky_network: BlueskyNetwo
     net = bsky_network
     now = datetime.now(timezone.utc)
     since, until = now - timedelta(weeks=10), now - timedelta(days=1)  # other tests post now
-    made, writes = [], {name: [] for name in ("alice", "bob", "carol")}
-    for i in range(POSTS):  # createdAt in the past: the AppView sorts and dates by what it says
-        category = " #projet" if i % 10 == 0 else ""
-        created = since + timedelta(minutes=1) + (until - since) * i / POSTS
-        writes[("alice", "bob", "carol")[i % 3]].append(models.ComAtprotoRepoApplyWrites.Create(
-            collection="app.bsky.feed.post", value=models.AppBskyFeedPost.Record(
-                text=f"Partage {i} {time.time_ns()} https://example.org/b{i} #{TAG}{category}",
-                created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))))
-    for name, creates in writes.items():  # one commit per author (applyWrites takes 200)
-        results = net.client(name).com.atproto.repo.apply_writes(
-            {"repo": net.did(name), "writes": creates}).results
-        made += [r.uri for r in results]
-        net.wait_visible(made[-1])
-    config = tmp_path / "numpolville.toml"
-    db = tmp_path / "bot.db"
+    made = seed_bluesky(net, since, until, POSTS)
+    config, db = bluesky_config(net, tmp_path)
     acc = net.accounts["bot"]
-    config.write_text(f"""
-hashtag = "{TAG}"
-database = "{db}"
-[bluesky]
-enabled = true
-service = "{net.pds_url}"
-handle = "{acc["handle"]}"
-""", encoding="utf-8")
     out, took = kill_halfway_then_finish(config, db, since, until,
                                          {PASSWORD_ENV: acc["password"]}, "bluesky", POSTS)
     uris = [u for (u,) in query(db, "SELECT uri FROM items")]
@@ -208,6 +226,102 @@ handle = "{acc["handle"]}"
     print(f"bluesky import: {POSTS} posts in {took:.1f} s ({POSTS / took:.0f} posts/s); second run: "
           f"{searches} searchPosts requests (the reference AppView ignores since/until: each "
           f"window pages down from the newest post)")
+
+
+class RateLimitingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the PDS (which hands app.bsky.* on to the AppView)
+    that answers 429, with the ratelimit-* headers Bluesky's services send, to the first
+    `refuse` searchPosts calls: the reference network cannot be told to rate-limit."""
+
+    def __init__(self, upstream: str, refuse: int, reset_in: float) -> None:
+        self.upstream, self.refuse, self.reset_in = upstream.rstrip("/"), refuse, reset_in
+        self.refused: list[float] = []  # when each 429 was sent
+        self.searches: list[float] = []  # when each searchPosts call came
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.forward()
+
+            def do_POST(self) -> None:
+                self.forward()
+
+            def forward(self) -> None:
+                if "/xrpc/app.bsky.feed.searchPosts" in self.path:
+                    proxy.searches.append(time.time())
+                    if len(proxy.refused) < proxy.refuse:
+                        proxy.refused.append(time.time())
+                        return self.answer(429, {
+                            "ratelimit-limit": "3000", "ratelimit-remaining": "0",
+                            "ratelimit-policy": "3000;w=300",
+                            "ratelimit-reset": str(int(time.time() + proxy.reset_in))},
+                            b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}')
+                length = int(self.headers.get("Content-Length") or 0)
+                kept = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                got = requests.request(self.command, proxy.upstream + self.path, headers=kept,
+                                       data=self.rfile.read(length) if length else None, timeout=30)
+                self.answer(got.status_code, {"content-type": got.headers.get("content-type", "")},
+                            got.content)
+
+            def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in {**headers, "content-length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="429-proxy").start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bluesky_import_waits_out_a_429(bsky_network: BlueskyNetwork, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """searchPosts answered 429 twice: the import waits until `ratelimit-reset`, asks again, and
+    records every post once. In-process: the logged-in client is pointed at the proxy (the SDK
+    would otherwise talk to the PDS its DID document names)."""
+    if not bsky_network.has_appview:
+        pytest.skip("searchPosts needs the AppView (PostgreSQL)")
+    from bot.config import load
+    from bot.curator import Curator
+    from bot.history import bluesky_sources
+    from bot.history import run_import as import_sources
+    from bot.runtime import build_adapters
+    from bot.store import Store
+
+    net = bsky_network
+    now = datetime.now(timezone.utc)  # weeks before the other import test's range
+    since, until = now - timedelta(weeks=20), now - timedelta(weeks=19)
+    made = seed_bluesky(net, since, until, 12)
+    monkeypatch.setenv(PASSWORD_ENV, net.accounts["bot"]["password"])
+    config = load(bluesky_config(net, tmp_path)[0])
+    store = Store(config.database)
+    proxy = RateLimitingProxy(net.pds_url, refuse=2, reset_in=1.0)
+    try:
+        (adapter,) = build_adapters(config, store)
+        curator = Curator(config, store)
+        curator.bot_ids |= adapter.connect()
+        adapter.client.update_base_url(proxy.url)  # type: ignore[attr-defined]
+        started = time.monotonic()
+        tallies = import_sources(bluesky_sources(adapter, since, until), curator, store, since, until)
+        took = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert sorted(i["uri"] for i in store.items()) == sorted(made), "each post once, nothing else"
+    assert store.pending_intents("bluesky") == []
+    assert len(proxy.refused) == 2 and len(proxy.searches) == sum(t.requests for t in tallies)
+    waits = [b - a for a, b in itertools.pairwise(proxy.searches[:3])]
+    assert all(w >= 0.9 for w in waits), f"asked again before the reset: {waits}"
+    print(f"\nbluesky import under 429: {len(proxy.searches)} searchPosts calls, 2 answered 429 "
+          f"and waited out, {took:.1f} s")
+    store.close()
 
 
 def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServer,  # noqa: F811
