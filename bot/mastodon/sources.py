@@ -67,6 +67,12 @@ def _order(entry: Mapping[str, Any]) -> tuple[int, str]:
     return len(ident), ident
 
 
+def _reaches(page: Sequence[Mapping[str, Any]], cursor: str) -> bool:
+    """Does a newest-first page hold every entry after `cursor`: it goes back to the cursor or
+    before, or nothing is older (no next page: a short page is not enough, see `next_max_id`)?"""
+    return any(not newer(str(e["id"]), cursor) for e in page) or next_max_id(page) is None
+
+
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:200]
 
@@ -360,13 +366,21 @@ class TagFeed(Feed):
         return {"stream": "hashtag", "tag": self.config.hashtag}
 
     def catch_up(self, emit: Emit) -> list[str]:
-        """The new entries, then the edits the newest page shows (one request more a poll)."""
+        """The new entries, then the edits the newest page shows. One request a poll, as with
+        `min_id` paging alone: the newest page holds every new entry when it reaches back to
+        the cursor; only after more than a page of them are they paged from the cursor."""
         start = self.store.cursor("mastodon", EDITS_SINCE)
         if start is None:
             start = stamp(datetime.now(timezone.utc))
             self.store.set_cursor("mastodon", EDITS_SINCE, start)
-        read = super().catch_up(emit)
-        for entry in self.page():
+        cursor = self.store.cursor("mastodon", self.cursor_key)
+        newest = self.page()
+        if cursor is None or cursor.startswith(SINCE) or not _reaches(newest, cursor):
+            read = super().catch_up(emit)
+        else:
+            read = [self._handle(emit, entry) for entry in sorted(newest, key=_order)
+                    if newer(str(entry["id"]), cursor)]
+        for entry in newest:
             if self._unseen_edit(entry, start):
                 self._emit_all(emit, self._readable_events(entry, self.edited))
         return read
