@@ -471,6 +471,14 @@ class Store(WebQueries):
             "DO UPDATE SET edited_at = max(edited_at, excluded.edited_at)",
             (network, uri, author_id, edited_at))
 
+    def open_public_items(self, network: str, created_since: str | None) -> list[m.Item]:
+        """The public items still counted (neither withdrawn nor deleted) of posts written at or
+        after `created_since` (all when None): what a public timeline of that span should show."""
+        rows = self._all(
+            "SELECT * FROM items WHERE network = ? AND visibility = 'public' AND state NOT IN "
+            "('withdrawn', 'deleted') AND created_at >= ?", network, created_since or "")
+        return [_item(row) for row in rows]
+
     # ---- queries for the shell and the CLI ------------------------------------------------------
 
     def prompts_older_than(self, hours: float) -> list[tuple[str, str]]:

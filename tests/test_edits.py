@@ -58,9 +58,10 @@ def test_mastodon_edits_add_the_tag_change_the_link(
 
 def test_mastodon_edits_found_by_the_poll_alone(flavoured_server: MastodonServer,  # noqa: F811
                                                 tmp_path: Path) -> None:
-    """`streaming = false`: the tag timeline's newest page, re-read each poll, shows the edits
-    that add the hashtag or change the link; the edit removing it from a boosted status comes as
-    an `update` notification, which GoToSocial does not send (there only a stream tells)."""
+    """`streaming = false`: the tag timeline's newest page, read each poll, shows the edits that
+    add the hashtag or change the link; an item it no longer shows is read again (an edit removed
+    the hashtag); an edit of a boosted status also comes as an `update` notification (not from
+    GoToSocial)."""
     world = populate_world(flavoured_server)
     b = make_bot(world, tmp_path, world.world.numpolville_token, streaming=False).start(streams=0)  # type: ignore[attr-defined]
     try:
@@ -73,14 +74,16 @@ def test_mastodon_edits_found_by_the_poll_alone(flavoured_server: MastodonServer
         world.edit(moved["id"], f"Le bon lien https://example.org/v2 #{TAG} #projet")
         wait_for(lambda: b.item(moved["id"])["link"] == "https://example.org/v2", what="the new link")
         world.edit(moved["id"], "Le bon lien https://example.org/v2, sans tag")
-        if world.world.flavour.update_notifications:
-            wait_for(lambda: b.item(moved["id"])["state"] == "withdrawn", what="withdrawn by the edit")
-            wait_for(lambda: not world.reblogs(), what="the unboost")
+        wait_for(lambda: b.item(moved["id"])["state"] == "withdrawn", what="withdrawn by the edit")
+        wait_for(lambda: not world.reblogs(), what="the unboost")
+        world.edit(late["id"], "Un rapport https://example.org/r, finalement sans tag")
+        wait_for(lambda: b.item(late["id"])["state"] == "withdrawn", what="the prompted one withdrawn")
         settle(b)
         assert [s.in_reply_to_id for s in b.prompts()] == [late["id"]], "one prompt, none again"
-        polls = len(world.requests("GET", r"/api/v1/timelines/tag/"))
-        print(f"\n{world.world.flavour.name}: {polls} tag timeline requests, "
-              f"{len(world.requests('GET', r'/api/v1/notifications'))} notification requests")
+        print(f"\n{world.world.flavour.name}: {len(world.requests('GET', r'/api/v1/timelines/tag/'))}"
+              f" tag timeline requests, {len(world.requests('GET', r'/api/v1/notifications'))} "
+              f"notification requests, {len(world.requests('GET', r'/api/v1/statuses/[^/]+$'))} "
+              f"statuses read again")
     finally:
         b.stop()
 

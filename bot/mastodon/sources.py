@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mastodon import Mastodon
@@ -38,7 +38,7 @@ from bot.config import Config
 from bot.mastodon.client import Retrier, make_client
 from bot.mastodon.reader import PostReader
 from bot.mastodon.stream import StreamRefused, Streams, events
-from bot.model import Event, PostDeleted, PostEdited, PostSeen
+from bot.model import Event, Item, PostDeleted, PostEdited, PostSeen
 from bot.store import Store, iso
 
 log = logging.getLogger("numpolville.mastodon")
@@ -49,6 +49,8 @@ STREAM_RETRY_AFTER = 600.0  # a demoted stream is tried again after this long; t
 REOPEN_FIRST = 5.0  # a stream that cannot be opened is tried again after 5, 10, 20 s... (polling)
 QUICK_DROP = 5.0
 SINCE = "since:"  # a cursor that is a time: the first start's, until the first entry comes
+REREADS_PER_POLL = 5  # statuses read again a poll, at most (requests against the 300 / 5 min)
+VANISH_SLACK = timedelta(days=1)  # a timeline is in id order, creation times only close to it
 EDITS_SINCE = "tag edits since"  # the cursor holding when the tag feed first looked for edits
 # The notifications read: mentions, and `update`, an edit of a status the bot boosted (Mastodon
 # since 3.5, Pleroma, Akkoma). A server without that type drops it from the query: GoToSocial
@@ -351,6 +353,7 @@ class TagFeed(Feed):
                  retry: Retrier, streams: Streams | None) -> None:
         super().__init__("tag", config, store, reader, streams)
         self.client, self.retry = client, retry
+        self._reread_refs: set[str] = set()  # items the timeline stopped showing, read again
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
         return tag_page(self.retry, self.client, self.config.hashtag, min_id, max_id)
@@ -383,7 +386,38 @@ class TagFeed(Feed):
         for entry in newest:
             if self._unseen_edit(entry, start):
                 self._emit_all(emit, self._readable_events(entry, self.edited))
+        for item in self._vanished(newest, read):
+            self._emit_all(emit, self._reread(item))
         return read
+
+    def _vanished(self, newest: Sequence[Mapping[str, Any]], read: list[str]) -> list[Item]:
+        """The open public items within the newest page's span that it no longer shows: an edit
+        removed the hashtag, or the post is gone, and no stream told. Each is read once (a
+        status the server leaves out of the timeline for another reason is then known), the
+        newest first and at most `REREADS_PER_POLL` a poll, whatever a server's page lacks."""
+        floor = min(newest, key=_order) if next_max_id(newest) is not None else None
+        created = entry_created(floor) if floor else None
+        shown = {str(e["id"]) for e in newest} | set(read)  # read: paged after the newest page
+        gone = [item for item in self.store.open_public_items(
+                    "mastodon", iso(created - VANISH_SLACK) if created else None)
+                if item.ref not in shown and item.ref not in self._reread_refs
+                and (floor is None or newer(item.ref, str(floor["id"])))]
+        return sorted(gone, key=lambda i: (len(i.ref), i.ref), reverse=True)[:REREADS_PER_POLL]
+
+    def _reread(self, item: Item) -> list[Event]:
+        """What became of an item the tag timeline no longer shows: deleted, or edited."""
+        self._reread_refs.add(item.ref)
+        try:
+            status = self.retry(self.client.status, item.ref)
+        except PermanentError as e:
+            if "not found" in str(e):
+                return [PostDeleted("mastodon", item.uri)]
+            log.info("mastodon %s: cannot read %s again (%s)", self.name, item.uri, e)
+            return []
+        tags = {str(t.get("name", "")).casefold() for t in status.get("tags") or ()}
+        if self.config.hashtag.casefold() in tags:
+            return []  # still tagged: left out of the timeline for another reason
+        return self._readable_events(status, self.edited)
 
     def _unseen_edit(self, entry: Mapping[str, Any], start: str) -> bool:
         """Was the entry edited since the store last read an edit of it, and since the bot first
