@@ -170,12 +170,13 @@ class Feed:
         fresh: list[Mapping[str, Any]] = []
         max_id = None
         while True:
-            entries = sorted(self.page(max_id=max_id), key=_order, reverse=True)
+            page = self.page(max_id=max_id)
+            entries = sorted(page, key=_order, reverse=True)
             recent = [e for e in entries if (entry_created(e) or since) >= since]
             fresh += recent
-            if len(entries) < PAGE or len(recent) < len(entries):
+            max_id = next_max_id(page)
+            if max_id is None or len(recent) < len(entries):
                 break
-            max_id = str(entries[-1]["id"])
         return [self._handle(emit, entry) for entry in reversed(fresh)]
 
     def _handle(self, emit: Emit, entry: Mapping[str, Any]) -> str:
@@ -307,6 +308,12 @@ def entry_time(entry: Mapping[str, Any], key: str) -> datetime | None:
     return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
+def has_tag(status: Mapping[str, Any], hashtag: str) -> bool:
+    """Does the status carry the hashtag, as its `tags` list says?"""
+    names = {str(t.get("name", "")).casefold() for t in status.get("tags") or () if isinstance(t, Mapping)}
+    return hashtag.casefold() in names
+
+
 def stamp(t: datetime) -> str:
     """A time as the store keeps an edit's: UTC, to the microsecond (two edits a second apart
     or less are two edits)."""
@@ -377,12 +384,14 @@ class TagFeed(Feed):
             start = stamp(datetime.now(timezone.utc))
             self.store.set_cursor("mastodon", EDITS_SINCE, start)
         cursor = self.store.cursor("mastodon", self.cursor_key)
-        newest = self.page()
-        if cursor is None or cursor.startswith(SINCE) or not _reaches(newest, cursor):
+        if cursor is None or cursor.startswith(SINCE):  # no entry yet: read from that time first
             read = super().catch_up(emit)
+            newest = self.page()
         else:
-            read = [self._handle(emit, entry) for entry in sorted(newest, key=_order)
-                    if newer(str(entry["id"]), cursor)]
+            newest = self.page()
+            read = ([self._handle(emit, entry) for entry in sorted(newest, key=_order)
+                     if newer(str(entry["id"]), cursor)] if _reaches(newest, cursor)
+                    else super().catch_up(emit))
         for entry in newest:
             if self._unseen_edit(entry, start):
                 self._emit_all(emit, self._readable_events(entry, self.edited))
@@ -414,8 +423,7 @@ class TagFeed(Feed):
                 return [PostDeleted("mastodon", item.uri)]
             log.info("mastodon %s: cannot read %s again (%s)", self.name, item.uri, e)
             return []
-        tags = {str(t.get("name", "")).casefold() for t in status.get("tags") or ()}
-        if self.config.hashtag.casefold() in tags:
+        if has_tag(status, self.config.hashtag):
             return []  # still tagged: left out of the timeline for another reason
         return self._readable_events(status, self.edited)
 
@@ -448,8 +456,8 @@ class MentionFeed(Feed):
         self.client, self.retry = client, retry
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
-        return list(self.retry(self.client.notifications, types=NOTIFIED, min_id=min_id,
-                               max_id=max_id, limit=PAGE))
+        return self.retry(self.client.notifications, types=NOTIFIED, min_id=min_id, max_id=max_id,
+                          limit=PAGE)  # as Mastodon.py returns it: with its Link header's pages
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         if entry.get("type") not in NOTIFIED or not entry.get("status"):
@@ -466,8 +474,7 @@ class MentionFeed(Feed):
         if name == "notification" and isinstance(data, Mapping):
             return self.events(data), str(data["id"])
         if name == "update" and isinstance(data, Mapping):  # the home timeline: only tagged posts
-            tags = {str(t["name"]).casefold() for t in data.get("tags") or ()}
-            post = self.reader.post(data) if self.config.hashtag.casefold() in tags else None
+            post = self.reader.post(data) if has_tag(data, self.config.hashtag) else None
             return ([PostSeen(post)] if post else []), None
         return self.change_events(name, data), None
 
