@@ -1,7 +1,8 @@
 """`numpolville import`: the hashtag's past, recorded as if the bot had been there.
 
 Each source (the home server's tag timeline, each `discovery_instances` server's, Bluesky's
-search) is read newest first, page by page, down to `--since`; the position reached is stored
+search) is read newest first, page by page, down to `--since` (a Mastodon timeline by its `Link`
+header's next page, `sources.next_max_id`); the position reached is stored
 after every page (the store's cursors, under "import ..."), so a second run with the same dates,
 or one after a crash, starts where the last stopped: a page is fetched again only when the
 process died while recording it, and its posts are recorded once (the store's keys).
@@ -98,7 +99,7 @@ def in_range(created: datetime, since: datetime, until: datetime) -> bool:
 def mastodon_sources(adapter: Any, config: Config, store: Store, since: datetime,
                      until: datetime) -> list[Source]:
     """The home tag timeline, then each discovery server's, foreign posts resolved at home."""
-    from bot.mastodon.sources import PAGE, DiscoveryFeed, TagFeed, entry_created
+    from bot.mastodon.sources import DiscoveryFeed, TagFeed, entry_created, next_max_id
 
     home = TagFeed(config, store, adapter.reader, adapter.client, adapter.retry, None)
     feeds: list[Any] = [home] + [
@@ -121,9 +122,10 @@ def mastodon_sources(adapter: Any, config: Config, store: Store, since: datetime
                 if post:
                     posts.append(post)
             # the timeline is in id order, close to creation order: it ends at the first page
-            # that holds nothing from the range's start on
-            more = len(entries) >= PAGE and any((entry_created(e) or since) >= since for e in entries)
-            return Page(posts, str(entries[-1]["id"]) if more else None,
+            # that holds nothing from the range's start on, or with the server's Link header
+            following = next_max_id(entries)
+            more = any((entry_created(e) or since) >= since for e in entries)
+            return Page(posts, following if more else None,
                         1 + getattr(feed, "resolves", 0) - resolves)
         return fetch
 

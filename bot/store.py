@@ -175,6 +175,15 @@ SCHEMA: list[Migration] = [
     CREATE INDEX items_feed_all ON items (created_at, uri)
         WHERE network = 'bluesky' AND state IN ('classified', 'bridged') AND category IS NOT NULL;
     """,
+    # 11 (issue 15): the newest edit the bot has read of each status (an item or not), so that the
+    # Mastodon poll re-reading the newest page of the tag timeline hands each edit on once; the
+    # author's id so that `forget` takes it too
+    """
+    CREATE TABLE edits_seen (
+        network TEXT NOT NULL, uri TEXT NOT NULL, author_id TEXT NOT NULL,
+        edited_at TEXT NOT NULL, PRIMARY KEY (network, uri)
+    );
+    """,
 ]
 # The Bluesky items a custom feed lists (the partial indexes of migration 10 say the same).
 _FEED_STATES = "state IN ('classified', 'bridged') AND category IS NOT NULL"
@@ -534,6 +543,27 @@ class Store(WebQueries):
             "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (network, source, value, iso(self.clock())))
 
+    # ---- edits ----------------------------------------------------------------------------------
+
+    def last_edit(self, network: str, uri: str) -> str | None:
+        """When the newest edit the bot has read of a post was made (UTC ISO time), if any."""
+        row = self._one("SELECT edited_at FROM edits_seen WHERE network = ? AND uri = ?", network, uri)
+        return row["edited_at"] if row else None
+
+    def set_last_edit(self, network: str, uri: str, author_id: str, edited_at: str) -> None:
+        self._exec(
+            "INSERT INTO edits_seen VALUES (?, ?, ?, ?) ON CONFLICT (network, uri) "
+            "DO UPDATE SET edited_at = max(edited_at, excluded.edited_at)",
+            (network, uri, author_id, edited_at))
+
+    def open_public_items(self, network: str, created_since: str | None) -> list[m.Item]:
+        """The public items still counted (neither withdrawn nor deleted) of posts written at or
+        after `created_since` (all when None): what a public timeline of that span should show."""
+        rows = self._all(
+            "SELECT * FROM items WHERE network = ? AND visibility = 'public' AND state NOT IN "
+            "('withdrawn', 'deleted') AND created_at >= ?", network, created_since or "")
+        return [_item(row) for row in rows]
+
     # ---- queries for the shell and the CLI ------------------------------------------------------
 
     def copies_waited(self, seconds: float) -> list[tuple[str, str]]:
@@ -599,6 +629,7 @@ class Store(WebQueries):
                 self._exec("DELETE FROM intents WHERE network = ? "
                            "AND json_extract(payload, '$.post.author.id') = ?", (network, author_id))
                 self._exec("DELETE FROM events WHERE network = ? AND author_id = ?", (network, author_id))
+                self._exec("DELETE FROM edits_seen WHERE network = ? AND author_id = ?", (network, author_id))
                 count += self._exec("DELETE FROM items WHERE network = ? AND author_id = ?",
                                     (network, author_id)).rowcount
                 self._exec("DELETE FROM authors WHERE network = ? AND id = ?", (network, author_id))

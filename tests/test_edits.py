@@ -1,11 +1,13 @@
 """Edits, end to end on both networks: an edit adding the hashtag makes a new item, one removing
-it withdraws the item, one changing the link updates it (Mastodon's `status.update` on the streams;
-Bluesky's record updates on the firehose)."""
+it withdraws the item, one changing the link updates it (Mastodon's `status.update` on the streams,
+and without them the poll: `update` notifications and the tag timeline's newest page; Bluesky's
+record updates on the firehose)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from atproto import models
@@ -13,11 +15,11 @@ from atproto import models
 from bot import model as m
 from tests.bsky_network import BlueskyNetwork
 from tests.mastodon_server import MastodonServer
-from tests.mastodon_server.pytest_plugin import mastodon_server  # noqa: F401
+from tests.mastodon_server.pytest_plugin import flavoured_server, mastodon_server  # noqa: F401
 from tests.test_bluesky_e2e import Bot as BskyBot
 from tests.test_bluesky_e2e import bot_factory, people, row, wait  # noqa: F401
 from tests.test_mastodon_adapter import Bot as MastodonBot
-from tests.test_mastodon_adapter import reply_of, settle, wait_for
+from tests.test_mastodon_adapter import make_bot, populate_world, reply_of, settle, wait_for
 from tests.test_replies import comment, decide_with, home_bot  # noqa: F401
 from tests.test_rules import item, kinds, post
 
@@ -52,6 +54,38 @@ def test_mastodon_edits_add_the_tag_change_the_link(
     settle(b)
     assert [s.in_reply_to_id for s in b.prompts()] == [late["id"], moved["id"]], "one prompt each"
     assert b.item(moved["id"])["state"] == "prompted"
+
+
+def test_mastodon_edits_found_by_the_poll_alone(flavoured_server: MastodonServer,  # noqa: F811
+                                                tmp_path: Path) -> None:
+    """`streaming = false`: the tag timeline's newest page, read each poll, shows the edits that
+    add the hashtag or change the link; an item it no longer shows is read again (an edit removed
+    the hashtag); an edit of a boosted status also comes as an `update` notification (not from
+    GoToSocial)."""
+    world = populate_world(flavoured_server)
+    b = make_bot(world, tmp_path, world.world.numpolville_token, streaming=False).start(streams=0)  # type: ignore[attr-defined]
+    try:
+        late = world.post("alice", "Un rapport https://example.org/r")
+        moved = world.post("bob", f"Premier lien https://example.org/v1 #{TAG} #projet")
+        wait_for(lambda: world.reblogs(), what="the boost of the classified post")
+        assert b.item(late["id"]) is None
+        world.edit(late["id"], f"Un rapport https://example.org/r #{TAG}")
+        wait_for(lambda: reply_of(b, late["id"]), what="the prompt for the post the edit tagged")
+        world.edit(moved["id"], f"Le bon lien https://example.org/v2 #{TAG} #projet")
+        wait_for(lambda: b.item(moved["id"])["link"] == "https://example.org/v2", what="the new link")
+        world.edit(moved["id"], "Le bon lien https://example.org/v2, sans tag")
+        wait_for(lambda: b.item(moved["id"])["state"] == "withdrawn", what="withdrawn by the edit")
+        wait_for(lambda: not world.reblogs(), what="the unboost")
+        world.edit(late["id"], "Un rapport https://example.org/r, finalement sans tag")
+        wait_for(lambda: b.item(late["id"])["state"] == "withdrawn", what="the prompted one withdrawn")
+        settle(b)
+        assert [s.in_reply_to_id for s in b.prompts()] == [late["id"]], "one prompt, none again"
+        print(f"\n{world.world.flavour.name}: {len(world.requests('GET', r'/api/v1/timelines/tag/'))}"
+              f" tag timeline requests, {len(world.requests('GET', r'/api/v1/notifications'))} "
+              f"notification requests, {len(world.requests('GET', r'/api/v1/statuses/[^/]+$'))} "
+              f"statuses read again")
+    finally:
+        b.stop()
 
 
 # ---- Bluesky -------------------------------------------------------------------------------------

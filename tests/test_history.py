@@ -9,13 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from atproto import models
 
 from bot import model as m
@@ -29,6 +32,7 @@ from tests.test_faults_support import PASSWORD_ENV, ROOT, TOKEN_ENV, populate, q
 from tests.test_rules import ALICE, BOT, post
 
 TAG = "numpolville"
+POSTS = 300  # per network, over 10 weeks (the issue's size)
 
 
 def imported(p: m.Post, policy: dict[str, Any] | None = None, **ctx: Any) -> list[m.Action]:
@@ -126,8 +130,8 @@ def test_mastodon_import_home_and_discovery_resumed_after_kill(
     now = datetime.now(timezone.utc)
     since, until = now - timedelta(weeks=10), now - timedelta(hours=1)
     made = []
-    for i in range(150):  # oldest first: a timeline's ids follow creation
-        created = since + timedelta(minutes=1) + (until - since) * i / 150
+    for i in range(POSTS):  # oldest first: a timeline's ids follow creation
+        created = since + timedelta(minutes=1) + (until - since) * i / POSTS
         server, who = (piaille, "zoe") if i % 3 == 2 else (home, ("alice", "bob")[i % 2])
         category = " #projet" if i % 10 == 0 else ""
         made.append(server.post(who, f"Partage {i} https://example.org/{i} #{TAG}{category}",
@@ -137,27 +141,67 @@ def test_mastodon_import_home_and_discovery_resumed_after_kill(
     home.delay(r"/api/v1/timelines/tag/", 0.3)  # room to kill the first run between two pages
     config = write_config(tmp_path, home, extra=f'discovery_instances = ["{piaille.base_url}"]')
     db = tmp_path / "bot.db"
-    out, took = kill_halfway_then_finish(config, db, since, until, {TOKEN_ENV: token}, "mastodon", 150)
+    out, took = kill_halfway_then_finish(config, db, since, until, {TOKEN_ENV: token}, "mastodon", POSTS)
 
     uris = [u for (u,) in query(db, "SELECT uri FROM items ORDER BY created_at")]
     assert sorted(uris) == sorted(made), "each post in range once, nothing else"
     assert query(db, "SELECT count(*) FROM items WHERE state = 'classified' AND category = 'projet'"
-                 )[0][0] == 15
+                 )[0][0] == POSTS // 10
     assert query(db, "SELECT count(*) FROM intents")[0][0] == 0, "nothing to prompt nor boost"
     bot_id = home.account("numpolvillebot").id
     assert home.reblogs() == [] and not [s for s in home.statuses("numpolvillebot")]
+    tag_pages = [r for s in (home, piaille) for r in s.requests("GET", r"/api/v1/timelines/tag/")]
     pages = {name: len(s.requests("GET", r"/api/v1/timelines/tag/")) for name, s in
              (("home", home), ("piaille", piaille))}
     resolves = len(home.requests("GET", r"/api/v2/search"))
-    # 3 pages at home (100 posts in range, 40 a page), 2 on piaille; at most the page being
-    # recorded when the first run was killed is fetched again
-    assert pages["home"] + pages["piaille"] <= 3 + 2 + 1, pages
+    # 6 pages at home (200 posts in range and 2 out, 40 a page), 3 on piaille, each followed by
+    # the empty page its last Link header points to; at most the page being recorded when the
+    # first run was killed is fetched again
+    assert pages["home"] + pages["piaille"] <= 7 + 4 + 1, pages
+    assert all("limit=40" in r["query"] for r in tag_pages), "the Link header's page, same filters"
+    assert sum("max_id=" in r["query"] for r in tag_pages) >= 7 + 4 - 2, "paged by the Link header"
     assert "mastodon: 2/2 sources" in out and "new items" in out
-    assert resolves <= 50 + 2, "a foreign post is resolved once (again only if killed meanwhile)"
-    print(f"mastodon import: 150 posts in {took:.1f} s ({150 / took:.0f} posts/s, with 0.3 s of "
-          f"delay per tag page); home budget: {len(home.requests())} requests "
+    assert resolves <= POSTS // 3 + 2, "a foreign post is resolved once (again only if killed meanwhile)"
+    print(f"mastodon import: {POSTS} posts in {took:.1f} s ({POSTS / took:.0f} posts/s, with 0.3 s "
+          f"of delay per tag page); home budget: {len(home.requests())} requests "
           f"({pages['home']} tag pages, {resolves} resolves); piaille: {len(piaille.requests())} "
           f"requests ({pages['piaille']} tag pages); bot {bot_id}")
+
+
+def seed_bluesky(net: BlueskyNetwork, since: datetime, until: datetime, count: int) -> list[str]:
+    """`count` tagged posts spread over [since, until), one in ten classified (#projet), by alice,
+    bob and carol in one commit each (applyWrites takes 200); their uris once the AppView has them."""
+    made: list[str] = []
+    writes: dict[str, list[Any]] = {name: [] for name in ("alice", "bob", "carol")}
+    for i in range(count):  # createdAt in the past: the AppView sorts and dates by what it says
+        category = " #projet" if i % 10 == 0 else ""
+        created = since + timedelta(minutes=1) + (until - since) * i / count
+        writes[("alice", "bob", "carol")[i % 3]].append(models.ComAtprotoRepoApplyWrites.Create(
+            collection="app.bsky.feed.post", value=models.AppBskyFeedPost.Record(
+                text=f"Partage {i} {time.time_ns()} https://example.org/b{i} #{TAG}{category}",
+                created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))))
+    for name, creates in writes.items():
+        if creates:
+            results = net.client(name).com.atproto.repo.apply_writes(
+                {"repo": net.did(name), "writes": creates}).results
+            made += [r.uri for r in results]
+            net.wait_visible(made[-1])
+    return made
+
+
+def bluesky_config(net: BlueskyNetwork, tmp_path: Path) -> tuple[Path, Path]:
+    """The bot's configuration (Bluesky only) and database paths; the password goes in the
+    environment (`PASSWORD_ENV`)."""
+    config, db = tmp_path / "numpolville.toml", tmp_path / "bot.db"
+    config.write_text(f"""
+hashtag = "{TAG}"
+database = "{db}"
+[bluesky]
+enabled = true
+service = "{net.pds_url}"
+handle = "{net.accounts["bot"]["handle"]}"
+""", encoding="utf-8")
+    return config, db
 
 
 def test_bluesky_import_in_windows_resumed_after_kill(bsky_network: BlueskyNetwork,
@@ -167,40 +211,117 @@ def test_bluesky_import_in_windows_resumed_after_kill(bsky_network: BlueskyNetwo
     net = bsky_network
     now = datetime.now(timezone.utc)
     since, until = now - timedelta(weeks=10), now - timedelta(days=1)  # other tests post now
-    made = []
-    clients = {name: net.client(name) for name in ("alice", "bob", "carol")}
-    for i in range(150):  # createdAt in the past: the AppView sorts and dates by what it says
-        name = ("alice", "bob", "carol")[i % 3]
-        created = since + timedelta(minutes=1) + (until - since) * i / 150
-        category = " #projet" if i % 10 == 0 else ""
-        record = models.AppBskyFeedPost.Record(
-            text=f"Partage {i} {time.time_ns()} https://example.org/b{i} #{TAG}{category}",
-            created_at=created.strftime("%Y-%m-%dT%H:%M:%S.000Z"))
-        made.append(clients[name].app.bsky.feed.post.create(net.did(name), record).uri)
-    net.wait_visible(made[-1])
-    config = tmp_path / "numpolville.toml"
-    db = tmp_path / "bot.db"
+    made = seed_bluesky(net, since, until, POSTS)
+    config, db = bluesky_config(net, tmp_path)
     acc = net.accounts["bot"]
-    config.write_text(f"""
-hashtag = "{TAG}"
-database = "{db}"
-[bluesky]
-enabled = true
-service = "{net.pds_url}"
-handle = "{acc["handle"]}"
-""", encoding="utf-8")
     out, took = kill_halfway_then_finish(config, db, since, until,
-                                         {PASSWORD_ENV: acc["password"]}, "bluesky", 150)
+                                         {PASSWORD_ENV: acc["password"]}, "bluesky", POSTS)
     uris = [u for (u,) in query(db, "SELECT uri FROM items")]
     assert sorted(uris) == sorted(made), "each post in range once, nothing else"
-    assert query(db, "SELECT count(*) FROM items WHERE state = 'classified'")[0][0] == 15
+    assert query(db, "SELECT count(*) FROM items WHERE state = 'classified'")[0][0] == POSTS // 10
     assert query(db, "SELECT count(*) FROM intents")[0][0] == 0, "nothing to prompt nor boost"
     assert "bluesky: 10/10 sources" in out  # 69 days in 7-day windows
     searches = sum(int(line.split(": ")[1].split()[0]) for line in out.splitlines()
                    if line.startswith("bluesky search "))
-    print(f"bluesky import: 150 posts in {took:.1f} s ({150 / took:.0f} posts/s); second run: "
+    print(f"bluesky import: {POSTS} posts in {took:.1f} s ({POSTS / took:.0f} posts/s); second run: "
           f"{searches} searchPosts requests (the reference AppView ignores since/until: each "
           f"window pages down from the newest post)")
+
+
+class RateLimitingProxy:
+    """An HTTP proxy on 127.0.0.1 in front of the PDS (which hands app.bsky.* on to the AppView)
+    that answers 429, with the ratelimit-* headers Bluesky's services send, to the first
+    `refuse` searchPosts calls: the reference network cannot be told to rate-limit."""
+
+    def __init__(self, upstream: str, refuse: int, reset_in: float) -> None:
+        self.upstream, self.refuse, self.reset_in = upstream.rstrip("/"), refuse, reset_in
+        self.refused: list[float] = []  # when each 429 was sent
+        self.searches: list[float] = []  # when each searchPosts call came
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self.forward()
+
+            def do_POST(self) -> None:
+                self.forward()
+
+            def forward(self) -> None:
+                if "/xrpc/app.bsky.feed.searchPosts" in self.path:
+                    proxy.searches.append(time.time())
+                    if len(proxy.refused) < proxy.refuse:
+                        proxy.refused.append(time.time())
+                        return self.answer(429, {
+                            "ratelimit-limit": "3000", "ratelimit-remaining": "0",
+                            "ratelimit-policy": "3000;w=300",
+                            "ratelimit-reset": str(int(time.time() + proxy.reset_in))},
+                            b'{"error":"RateLimitExceeded","message":"Rate Limit Exceeded"}')
+                length = int(self.headers.get("Content-Length") or 0)
+                kept = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                got = requests.request(self.command, proxy.upstream + self.path, headers=kept,
+                                       data=self.rfile.read(length) if length else None, timeout=30)
+                self.answer(got.status_code, {"content-type": got.headers.get("content-type", "")},
+                            got.content)
+
+            def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in {**headers, "content-length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="429-proxy").start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_bluesky_import_waits_out_a_429(bsky_network: BlueskyNetwork, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """searchPosts answered 429 twice: the import waits until `ratelimit-reset`, asks again, and
+    records every post once. In-process: the logged-in client is pointed at the proxy (the SDK
+    would otherwise talk to the PDS its DID document names)."""
+    if not bsky_network.has_appview:
+        pytest.skip("searchPosts needs the AppView (PostgreSQL)")
+    from bot.config import load
+    from bot.curator import Curator
+    from bot.history import bluesky_sources
+    from bot.history import run_import as import_sources
+    from bot.runtime import build_adapters
+    from bot.store import Store
+
+    net = bsky_network
+    now = datetime.now(timezone.utc)  # weeks before the other import test's range
+    since, until = now - timedelta(weeks=20), now - timedelta(weeks=19)
+    made = seed_bluesky(net, since, until, 12)
+    monkeypatch.setenv(PASSWORD_ENV, net.accounts["bot"]["password"])
+    config = load(bluesky_config(net, tmp_path)[0])
+    store = Store(config.database)
+    proxy = RateLimitingProxy(net.pds_url, refuse=2, reset_in=1.0)
+    try:
+        (adapter,) = build_adapters(config, store)
+        curator = Curator(config, store)
+        curator.bot_ids |= adapter.connect()
+        adapter.client.update_base_url(proxy.url)  # type: ignore[attr-defined]
+        started = time.monotonic()
+        tallies = import_sources(bluesky_sources(adapter, since, until), curator, store, since, until)
+        took = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert sorted(i["uri"] for i in store.items()) == sorted(made), "each post once, nothing else"
+    assert store.pending_intents("bluesky") == []
+    assert len(proxy.refused) == 2 and len(proxy.searches) == sum(t.requests for t in tallies)
+    waits = [b - a for a, b in itertools.pairwise(proxy.searches[:3])]
+    assert all(w >= 0.9 for w in waits), f"asked again before the reset: {waits}"
+    print(f"\nbluesky import under 429: {len(proxy.searches)} searchPosts calls, 2 answered 429 "
+          f"and waited out, {took:.1f} s")
+    store.close()
 
 
 def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServer,  # noqa: F811
@@ -222,7 +343,7 @@ def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServe
     before, started = len(mastodon_server.requests(path_regex=r"^/api/")), time.monotonic()
     tallies = import_history(config, store, since, None, ("mastodon",))
     took, made = time.monotonic() - started, len(mastodon_server.requests(path_regex=r"^/api/")) - before
-    assert [(t.requests, t.posts, t.recorded) for t in tallies] == [(3, 90, 90)]
+    assert [(t.requests, t.posts, t.recorded) for t in tallies] == [(4, 90, 90)]  # 40, 40, 10, []
     # more calls than two windows allow: the client waited for the windows (X-RateLimit headers,
     # and after a 429 its Retry-After) and lost nothing
     assert made > 8 and took >= 1.0, (made, took)  # at least 3 windows: 2 turns, 1 s apart
@@ -233,6 +354,32 @@ def test_mastodon_import_waits_out_the_rate_limit(mastodon_server: MastodonServe
           f"answered 429 and retried, {took:.1f} s")
     assert store.stats() == [{"network": "mastodon", "category": "", "state": "seen", "items": 90,
                               "boosted": 0}]
+
+
+def test_mastodon_import_without_link_headers(mastodon_server: MastodonServer,  # noqa: F811
+                                              tmp_path: Path) -> None:
+    """The Link header's next page, or, from a server that sends none, the last entry's id while
+    pages are full: the same 85 posts either way (in-process, as above)."""
+    from bot.config import load
+    from bot.history import import_history
+    from bot.store import Store
+
+    token = populate(mastodon_server, ["alice"])
+    since = datetime.now(timezone.utc) - timedelta(days=30)
+    for i in range(85):
+        mastodon_server.post("alice", f"Partage {i} #{TAG}", created_at=since + timedelta(hours=i + 1))
+    config = load(write_config(tmp_path, mastodon_server))
+    config = replace(config, mastodon=replace(config.mastodon, access_token=token))
+    store = Store(config.database)
+    linked = import_history(config, store, since, None, ("mastodon",))
+    assert [(t.requests, t.posts, t.recorded) for t in linked] == [(4, 85, 85)], "40, 40, 5, then []"
+    mastodon_server.faults.link_headers = False
+    unlinked = import_history(config, store, since - timedelta(days=1), None, ("mastodon",))
+    assert [(t.requests, t.posts, t.recorded) for t in unlinked] == [(3, 85, 0)], "a short page ends"
+    pages = mastodon_server.requests("GET", r"/api/v1/timelines/tag/")
+    assert [("max_id=" in r["query"], "limit=40" in r["query"]) for r in pages] == [
+        (False, True), (True, True), (True, True), (True, True),
+        (False, True), (True, True), (True, True)]
 
 
 def test_import_usage_errors(tmp_path: Path) -> None:

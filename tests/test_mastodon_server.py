@@ -279,6 +279,30 @@ def test_tag_timeline_paging(mastodon_server: MastodonServer) -> None:
     assert f'max_id={ids[5]}>; rel="next"' in link and f'min_id={ids[6]}>; rel="prev"' in link
 
 
+@pytest.mark.parametrize(("flavour", "kept"), [
+    ("mastodon", {"limit": ["2"], "local": ["false"]}),  # PERMITTED_PARAMS: no `remote`
+    ("gotosocial", {"limit": ["2"]}),  # internal/util/paging.go: limit and the id
+    ("akkoma", {"limit": ["2"], "local": ["false"], "remote": ["false"]}),  # all but the ids
+])
+def test_tag_timeline_link_header_per_flavour(flavour: str, kept: dict[str, list[str]]) -> None:
+    """The next page's link, in each family's form; Mastodon.py takes its max_id alone and
+    repeats the request's own parameters, so a filter the link drops is kept."""
+    with MastodonServer(flavour=flavour) as s:
+        _, token = s.create_account("alice")
+        ids = [s.post("alice", f"post {i} #numpolville")["id"] for i in range(3)]
+        response = raw(s, "GET", "/api/v1/timelines/tag/numpolville?limit=2&local=false&remote=false",
+                       token=token)
+        following = requests.utils.parse_header_links(response.headers["Link"])[0]
+        assert following["rel"] == "next"
+        query = parse_qs(urlparse(following["url"]).query)
+        assert query.pop("max_id") == [ids[1]] and query == kept
+        page = client(s, token).timeline_hashtag("numpolville", limit=2, remote=False)
+        assert client(s, token).fetch_next(page)[0].id == ids[0]
+        assert "limit=2" in s.requests("GET", "/api/v1/timelines/tag/")[-1]["query"]
+        assert raw(s, "GET", f"/api/v1/timelines/tag/numpolville?max_id={ids[0]}",
+                   token=token).headers.get("Link") is None, "an empty page has no Link"
+
+
 # ------------------------------------------------------------------ notifications & relationships
 def test_mention_notifications_and_relationships(mastodon_server: MastodonServer) -> None:
     s = mastodon_server

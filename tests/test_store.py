@@ -105,10 +105,15 @@ def test_forget_erases_items_events_and_author(tmp_path: Path) -> None:
     curator = Curator(parse({}), store)
     curator.handle(m.PostSeen(tagged("u1")))
     curator.handle(m.PostSeen(tagged("u2", m.Author("mastodon", "7", "carol@x", follows_bot=True))))
+    store.set_last_edit("mastodon", "u1", "1", "2026-09-01T10:00:00+00:00")
+    store.set_last_edit("mastodon", "u2", "7", "2026-09-01T10:00:00+00:00")
+    store.set_last_edit("mastodon", "u2", "7", "2026-08-01T10:00:00+00:00")  # an older edit read late
+    assert store.last_edit("mastodon", "u2") == "2026-09-01T10:00:00+00:00"
     assert store.forget("alice@home.test") == 1
     dump = json.dumps([list(store.db[t].rows) for t in ("items", "events", "authors", "intents")])
     assert "alice" not in dump and '"1"' not in dump.replace('"u1"', "")
     assert store.db["items"].count == 1
+    assert store.last_edit("mastodon", "u1") is None, "her edits' record goes too"
 
 
 def test_forget_leaves_only_a_suppression_and_no_bytes(tmp_path: Path) -> None:

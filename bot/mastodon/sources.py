@@ -9,6 +9,12 @@ why. So a stream that is refused at any layer, stays silent, drops entries, or a
 subscription it never feeds (GoToSocial's hashtag stream) costs at most `poll_interval` plus a few
 seconds of latency, never a post.
 
+Edits keep a status's place in its timeline, so `min_id` paging never reads one again: the
+streams bring them (`status.update`), and without a stream the mentions feed reads `update`
+notifications (Mastodon, Pleroma and Akkoma notify an edit to those who boosted the status) and
+the tag feed re-reads the newest page of its timeline each poll, handing on every edit newer
+than the one the store has seen (`Store.last_edit`).
+
 A first start reads every entry created since that start (the time is stored as the cursor until
 an entry comes), never "from the newest entry": the post that made the tag exist on a
 GoToSocial server, whose tag timeline is 404 until then, is read like any other.
@@ -19,8 +25,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from mastodon import Mastodon
@@ -32,7 +38,7 @@ from bot.config import Config
 from bot.mastodon.client import Retrier, make_client
 from bot.mastodon.reader import PostReader
 from bot.mastodon.stream import StreamRefused, Streams, events
-from bot.model import Event, PostDeleted, PostEdited, PostSeen
+from bot.model import Event, Item, PostDeleted, PostEdited, PostSeen
 from bot.store import Store, iso
 
 log = logging.getLogger("numpolville.mastodon")
@@ -43,6 +49,13 @@ STREAM_RETRY_AFTER = 600.0  # a demoted stream is tried again after this long; t
 REOPEN_FIRST = 5.0  # a stream that cannot be opened is tried again after 5, 10, 20 s... (polling)
 QUICK_DROP = 5.0
 SINCE = "since:"  # a cursor that is a time: the first start's, until the first entry comes
+REREADS_PER_POLL = 5  # statuses read again a poll, at most (requests against the 300 / 5 min)
+VANISH_SLACK = timedelta(days=1)  # a timeline is in id order, creation times only close to it
+EDITS_SINCE = "tag edits since"  # the cursor holding when the tag feed first looked for edits
+# The notifications read: mentions, and `update`, an edit of a status the bot boosted (Mastodon
+# since 3.5, Pleroma, Akkoma). A server without that type drops it from the query: GoToSocial
+# (notificationsget.go) and Akkoma's permissive CastAndValidate both ignore an unknown type.
+NOTIFIED = ["mention", "update"]
 
 
 def newer(a: str, b: str | None) -> bool:
@@ -54,6 +67,12 @@ def newer(a: str, b: str | None) -> bool:
 def _order(entry: Mapping[str, Any]) -> tuple[int, str]:
     ident = str(entry["id"])
     return len(ident), ident
+
+
+def _reaches(page: Sequence[Mapping[str, Any]], cursor: str) -> bool:
+    """Does a newest-first page hold every entry after `cursor`: it goes back to the cursor or
+    before, or nothing is older (no next page: a short page is not enough, see `next_max_id`)?"""
+    return any(not newer(str(e["id"]), cursor) for e in page) or next_max_id(page) is None
 
 
 def _describe(error: BaseException) -> str:
@@ -100,12 +119,20 @@ class Feed:
     def change_events(self, name: str, data: Any) -> list[Event]:
         """Edits and deletions, wherever they come from."""
         if name == "status.update" and isinstance(data, Mapping):
-            post = self.reader.post(data)
-            return [PostEdited(post)] if post else []
+            return self.edited(data)
         if name == "delete":
             item = self.store.find_item(str(data))  # the event names the local id, the store has it as ref
             return [PostDeleted("mastodon", item.uri)] if item and item.network == "mastodon" else []
         return []
+
+    def edited(self, status: Mapping[str, Any]) -> list[Event]:
+        """The edit of a status, whichever way it came; its time is written down so that the
+        tag feed's re-read of the newest page does not hand it on again."""
+        post = self.reader.post(status)
+        edited_at = entry_time(status, "edited_at")
+        if post and edited_at:
+            self.store.set_last_edit("mastodon", post.uri, post.author.id, stamp(edited_at))
+        return [PostEdited(post)] if post else []
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -143,12 +170,13 @@ class Feed:
         fresh: list[Mapping[str, Any]] = []
         max_id = None
         while True:
-            entries = sorted(self.page(max_id=max_id), key=_order, reverse=True)
+            page = self.page(max_id=max_id)
+            entries = sorted(page, key=_order, reverse=True)
             recent = [e for e in entries if (entry_created(e) or since) >= since]
             fresh += recent
-            if len(entries) < PAGE or len(recent) < len(entries):
+            max_id = next_max_id(page)
+            if max_id is None or len(recent) < len(entries):
                 break
-            max_id = str(entries[-1]["id"])
         return [self._handle(emit, entry) for entry in reversed(fresh)]
 
     def _handle(self, emit: Emit, entry: Mapping[str, Any]) -> str:
@@ -158,12 +186,14 @@ class Feed:
         self.store.set_cursor("mastodon", self.cursor_key, ident)
         return ident
 
-    def _readable_events(self, entry: Mapping[str, Any]) -> list[Event]:
-        """The entry's events; an entry that cannot be read (a field missing or of the wrong
-        type) is logged and skipped, or it would stop the feed at the same place on every retry.
-        Network and store errors still propagate: the entry is then read again."""
+    def _readable_events(self, entry: Mapping[str, Any],
+                         read: Callable[[Mapping[str, Any]], list[Event]] | None = None) -> list[Event]:
+        """The entry's events (`read`, by default `events`); an entry that cannot be read (a
+        field missing or of the wrong type) is logged and skipped, or it would stop the feed at
+        the same place on every retry. Network and store errors still propagate: the entry is
+        then read again."""
         try:
-            return self.events(entry)
+            return (read or self.events)(entry)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             log.warning("mastodon %s: skipping entry %s, which cannot be read (%s: %s)", self.name,
                         entry.get("id"), type(e).__name__, e)
@@ -262,25 +292,63 @@ class Feed:
 def entry_created(entry: Mapping[str, Any]) -> datetime | None:
     """The entry's creation time; None when it cannot be read (the entry is then read, and
     skipped there with a warning, rather than stop the feed)."""
-    value = entry.get("created_at")
+    return entry_time(entry, "created_at")
+
+
+def entry_time(entry: Mapping[str, Any], key: str) -> datetime | None:
+    """A time field of an entry (`created_at`, `edited_at`); None when absent or unreadable."""
+    value = entry.get(key)
+    if value is None:
+        return None
     try:
-        created = value if isinstance(value, datetime) else datetime.fromisoformat(
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(
             str(value).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def has_tag(status: Mapping[str, Any], hashtag: str) -> bool:
+    """Does the status carry the hashtag, as its `tags` list says?"""
+    names = {str(t.get("name", "")).casefold() for t in status.get("tags") or () if isinstance(t, Mapping)}
+    return hashtag.casefold() in names
+
+
+def stamp(t: datetime) -> str:
+    """A time as the store keeps an edit's: UTC, to the microsecond (two edits a second apart
+    or less are two edits)."""
+    return t.astimezone(timezone.utc).isoformat()
 
 
 def tag_page(retry: Retrier, client: Mastodon, hashtag: str, min_id: str | None,
              max_id: str | None) -> list[Mapping[str, Any]]:
-    """One page of a server's tag timeline; a 404 is an empty page (GoToSocial answers "tag was
-    not found" until some post used the tag)."""
+    """One page of a server's tag timeline, as Mastodon.py returns it (with the Link header's
+    next page, see `next_max_id`); a 404 is an empty page (GoToSocial answers "tag was not found"
+    until some post used the tag)."""
     try:
-        return list(retry(client.timeline_hashtag, hashtag, min_id=min_id, max_id=max_id, limit=PAGE))
+        return retry(client.timeline_hashtag, hashtag, min_id=min_id, max_id=max_id, limit=PAGE)
     except PermanentError as e:
         if "not found" in str(e):
             return []
         raise
+
+
+def next_max_id(page: Sequence[Mapping[str, Any]]) -> str | None:
+    """Where the next (older) page of a timeline starts, None after the last one.
+
+    The `Link: <...>; rel="next"` header says, and all three families send it on every page that
+    is not empty: Mastodon.py keeps its max_id as `_pagination_next`. Its URL may drop this
+    request's filters (GoToSocial's keeps `limit` alone, Mastodon's drops `remote`); only its
+    max_id is taken, the next request repeats this one's parameters. It is the only safe end
+    test: GoToSocial pages before it filters (internal/processing/timeline/tag.go), so a short
+    page can come before older ones, and its link then points past the last entry shown. From a
+    server that sends no Link header, the last entry's id when the page is full."""
+    following = getattr(page, "_pagination_next", None)
+    if following and following.get("max_id") is not None:
+        return str(following["max_id"])
+    if page and getattr(page, "_pagination_prev", None) is None and len(page) >= PAGE:
+        return str(page[-1]["id"])
+    return None
 
 
 class TagFeed(Feed):
@@ -292,16 +360,87 @@ class TagFeed(Feed):
                  retry: Retrier, streams: Streams | None) -> None:
         super().__init__("tag", config, store, reader, streams)
         self.client, self.retry = client, retry
+        self._reread_refs: set[str] = set()  # items the timeline stopped showing, read again
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
         return tag_page(self.retry, self.client, self.config.hashtag, min_id, max_id)
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
         post = self.reader.post(entry)
+        edited_at = entry_time(entry, "edited_at")
+        if post and edited_at:  # first read as it stands: that edit is no news
+            self.store.set_last_edit("mastodon", post.uri, post.author.id, stamp(edited_at))
         return [PostSeen(post)] if post else []
 
     def stream_query(self) -> dict[str, str]:
         return {"stream": "hashtag", "tag": self.config.hashtag}
+
+    def catch_up(self, emit: Emit) -> list[str]:
+        """The new entries, then the edits the newest page shows. One request a poll, as with
+        `min_id` paging alone: the newest page holds every new entry when it reaches back to
+        the cursor; only after more than a page of them are they paged from the cursor."""
+        start = self.store.cursor("mastodon", EDITS_SINCE)
+        if start is None:
+            start = stamp(datetime.now(timezone.utc))
+            self.store.set_cursor("mastodon", EDITS_SINCE, start)
+        cursor = self.store.cursor("mastodon", self.cursor_key)
+        if cursor is None or cursor.startswith(SINCE):  # no entry yet: read from that time first
+            read = super().catch_up(emit)
+            newest = self.page()
+        else:
+            newest = self.page()
+            read = ([self._handle(emit, entry) for entry in sorted(newest, key=_order)
+                     if newer(str(entry["id"]), cursor)] if _reaches(newest, cursor)
+                    else super().catch_up(emit))
+        for entry in newest:
+            if self._unseen_edit(entry, start):
+                self._emit_all(emit, self._readable_events(entry, self.edited))
+        for item in self._vanished(newest, read):
+            self._emit_all(emit, self._reread(item))
+        return read
+
+    def _vanished(self, newest: Sequence[Mapping[str, Any]], read: list[str]) -> list[Item]:
+        """The open public items within the newest page's span that it no longer shows: an edit
+        removed the hashtag, or the post is gone, and no stream told. Each is read once (a
+        status the server leaves out of the timeline for another reason is then known), the
+        newest first and at most `REREADS_PER_POLL` a poll, whatever a server's page lacks."""
+        floor = min(newest, key=_order) if next_max_id(newest) is not None else None
+        created = entry_created(floor) if floor else None
+        shown = {str(e["id"]) for e in newest} | set(read)  # read: paged after the newest page
+        gone = [item for item in self.store.open_public_items(
+                    "mastodon", iso(created - VANISH_SLACK) if created else None)
+                if item.ref not in shown and item.ref not in self._reread_refs
+                and (floor is None or newer(item.ref, str(floor["id"])))]
+        return sorted(gone, key=lambda i: (len(i.ref), i.ref), reverse=True)[:REREADS_PER_POLL]
+
+    def _reread(self, item: Item) -> list[Event]:
+        """What became of an item the tag timeline no longer shows: deleted, or edited."""
+        self._reread_refs.add(item.ref)
+        try:
+            status = self.retry(self.client.status, item.ref)
+        except PermanentError as e:
+            if "not found" in str(e):
+                return [PostDeleted("mastodon", item.uri)]
+            log.info("mastodon %s: cannot read %s again (%s)", self.name, item.uri, e)
+            return []
+        if has_tag(status, self.config.hashtag):
+            return []  # still tagged: left out of the timeline for another reason
+        return self._readable_events(status, self.edited)
+
+    def _unseen_edit(self, entry: Mapping[str, Any], start: str) -> bool:
+        """Was the entry edited since the store last read an edit of it, and since the bot first
+        read this timeline (not to take the edits of posts from before as new ones)?
+
+        An edit keeps a status's place (ids follow creation): one that adds the hashtag to an
+        older status puts it into the timeline there, so this finds it only while that place
+        is within the newest page (the `PAGE` newest tagged statuses); the streams find any. An
+        edit removing the hashtag takes the status out of the timeline: the streams bring it,
+        or the `update` notification of a status the bot boosted (`MentionFeed`)."""
+        edited_at = entry_time(entry, "edited_at")
+        if edited_at is None or entry.get("reblog"):
+            return False
+        seen = self.store.last_edit("mastodon", str(entry.get("uri")))
+        return stamp(edited_at) > max(start, seen or "")
 
 
 class MentionFeed(Feed):
@@ -317,12 +456,14 @@ class MentionFeed(Feed):
         self.client, self.retry = client, retry
 
     def page(self, min_id: str | None = None, max_id: str | None = None) -> list[Mapping[str, Any]]:
-        return list(self.retry(self.client.notifications, types=["mention"], min_id=min_id,
-                               max_id=max_id, limit=PAGE))
+        return self.retry(self.client.notifications, types=NOTIFIED, min_id=min_id, max_id=max_id,
+                          limit=PAGE)  # as Mastodon.py returns it: with its Link header's pages
 
     def events(self, entry: Mapping[str, Any]) -> list[Event]:
-        if entry.get("type") != "mention" or not entry.get("status"):
+        if entry.get("type") not in NOTIFIED or not entry.get("status"):
             return []
+        if entry["type"] == "update":  # a status the bot boosted was edited
+            return self.edited(entry["status"])
         post = self.reader.post(entry["status"])
         return [PostSeen(post)] if post else []
 
@@ -333,8 +474,7 @@ class MentionFeed(Feed):
         if name == "notification" and isinstance(data, Mapping):
             return self.events(data), str(data["id"])
         if name == "update" and isinstance(data, Mapping):  # the home timeline: only tagged posts
-            tags = {str(t["name"]).casefold() for t in data.get("tags") or ()}
-            post = self.reader.post(data) if self.config.hashtag.casefold() in tags else None
+            post = self.reader.post(data) if has_tag(data, self.config.hashtag) else None
             return ([PostSeen(post)] if post else []), None
         return self.change_events(name, data), None
 

@@ -151,8 +151,14 @@ def paginate(
     key: Callable[[Any], Any],
     default: int = 20,
     maximum: int = 40,
+    kept: tuple[str, ...] | None = None,
 ) -> tuple[list[Any], dict[str, str]]:
-    """Mastodon id paging: max_id/since_id/min_id + Link header with next/prev."""
+    """Mastodon id paging: max_id/since_id/min_id + Link header with next/prev, in the flavour's
+    form: Mastodon's links keep only the endpoint's `kept` parameters (its PERMITTED_PARAMS: a
+    tag timeline's link drops `remote`, `any`, `all`, `none`), GoToSocial's carry `limit` and the
+    id alone (internal/util/paging.go), Pleroma's and Akkoma's every parameter but the ids
+    (ControllerHelper.build_pagination_fields). None keeps them all (the endpoints whose exact
+    list the bot never meets)."""
     try:
         limit = min(max(int(p.get("limit", default)), 1), maximum)
     except ValueError:
@@ -170,6 +176,11 @@ def paginate(
     if page:
         base = f"{core_of(request).http_base}{request.path}"
         keep = [(k, v) for k, v in request.query.items() if k not in ("max_id", "min_id", "since_id")]
+        flavour = core_of(request).world.flavour.name
+        if flavour == "gotosocial":
+            keep = [("limit", str(limit))]
+        elif flavour == "mastodon" and kept is not None:
+            keep = [(k, v) for k, v in keep if k in kept]
         nxt = urlencode(keep + [("max_id", str(key(page[-1])))])
         prv = urlencode(keep + [("min_id", str(key(page[0])))])
         headers["Link"] = f'<{base}?{nxt}>; rel="next", <{base}?{prv}>; rel="prev"'
@@ -255,6 +266,8 @@ async def _inner(request: web.Request, handler: Handler, core: Core) -> web.Stre
         resp = err(exc.status, exc.message)
     if not resp.prepared:
         resp.headers.update(rl_headers)
+        if not core.faults.link_headers:
+            resp.headers.pop("Link", None)
     return resp
 
 
@@ -673,16 +686,17 @@ async def tag_timeline(request: web.Request) -> web.Response:
             for s in w.statuses.values()
             if tag in s.tags and s.visibility == "public" and s.reblog_of_id is None
         ]
-        return _public_page(request, w, who, q, items)
+        return _public_page(request, w, who, q, items, kept=("local", "limit", "only_media"))
 
 
-def _public_page(request: web.Request, w: Any, who: Any, q: MultiDict[str], items: list[Any]) -> web.Response:
+def _public_page(request: web.Request, w: Any, who: Any, q: MultiDict[str], items: list[Any],
+                 kept: tuple[str, ...]) -> web.Response:
     """One page of a public timeline (tag or public), with its `local`/`remote` filters."""
     if q.get("local") in TRUE:
         items = [s for s in items if s.local]
     if q.get("remote") in TRUE:
         items = [s for s in items if not s.local]
-    page, headers = paginate(request, items, q, key=lambda s: s.id)
+    page, headers = paginate(request, items, q, key=lambda s: s.id, kept=kept)
     return jres([entities.status(w, s, who) for s in page], headers=headers)
 
 
@@ -692,7 +706,7 @@ async def public_timeline(request: web.Request) -> web.Response:
     q = MultiDict(request.query)
     with w.lock:
         items = [s for s in w.statuses.values() if s.visibility == "public" and s.reblog_of_id is None]
-        return _public_page(request, w, who, q, items)
+        return _public_page(request, w, who, q, items, kept=("local", "remote", "limit", "only_media"))
 
 
 async def home_timeline(request: web.Request) -> web.Response:

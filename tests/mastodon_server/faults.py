@@ -33,6 +33,7 @@ class Faults:
         self.sse_enabled = True  # off: WebSocket only, like GoToSocial
         self.silent_streams: set[str] = set()  # subscriptions accepted and never fed ("hashtag")
         self.streaming_wss = False  # advertise wss:// on the plain port: the TLS handshake fails
+        self.link_headers = True  # off: no Link header, as from a server (or proxy) without them
         self._forced: list[ForcedStatus] = []
         self._delays: list[tuple[re.Pattern[str], float]] = []
 
@@ -72,6 +73,7 @@ class Faults:
             self.sse_enabled = True
             self.silent_streams = set()
             self.streaming_wss = False
+            self.link_headers = True
 
 
 class RateLimiter:

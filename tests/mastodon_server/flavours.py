@@ -33,23 +33,26 @@ class Flavour:
     token_for_tag_timeline: bool
     token_for_context: bool
     interaction_policy: bool  # statuses carry `interaction_policy`; a boost may need approval
+    update_notifications: bool  # an edit notifies those who boosted the status (`update`)
 
 
 MASTODON = Flavour(
     name="mastodon", software="mastodon", version="4.3.0", ids="snowflake", sse=True,
     fed_streams=None, ws_subscribe_params=True, ws_authorization_header=True, idempotency=True,
     replay_header=False, tag_404_until_used=False, token_for_tag_timeline=False,
-    token_for_context=False, interaction_policy=False)
+    token_for_context=False, interaction_policy=False, update_notifications=True)
 # GoToSocial: WebSocket only; `hashtag` and `public` subscriptions are accepted and never fed
 # (internal/api/client/streaming: "unknown 'stream' field"), the tag timeline answers 404 "tag
 # was not found" until a post used the tag (internal/processing/timeline/tag.go) and needs a token,
-# Idempotency-Key is not implemented, ids are ULIDs, boosts follow the interaction policy.
+# Idempotency-Key is not implemented, ids are ULIDs, boosts follow the interaction policy; an edit
+# is streamed but notified to no one (no `update` type in internal/gtsmodel; issue #3991), and an
+# unknown `types[]` value is ignored (api/client/notifications/notificationsget.go).
 GOTOSOCIAL = Flavour(
     name="gotosocial", software="gotosocial", version="0.19.2+git-6ef3fa0", ids="ulid", sse=False,
     fed_streams=frozenset({"user", "user:notification", "list", "direct"}),
     ws_subscribe_params=True, ws_authorization_header=True, idempotency=False,
     replay_header=False, tag_404_until_used=True, token_for_tag_timeline=True,
-    token_for_context=True, interaction_policy=True)
+    token_for_context=True, interaction_policy=True, update_notifications=False)
 # Akkoma: WebSocket only, the stream named in the URL (`?stream=hashtag&tag=`); its `subscribe`
 # message reads no `tag` and the token comes from `access_token` or Sec-WebSocket-Protocol
 # (lib/pleroma/web/mastodon_api/websocket_handler.ex); the IdempotencyPlug replays with a header.
@@ -57,7 +60,7 @@ AKKOMA = Flavour(
     name="akkoma", software="akkoma", version="2.7.2 (compatible; Akkoma 3.15.2)", ids="flake",
     sse=False, fed_streams=None, ws_subscribe_params=False, ws_authorization_header=False,
     idempotency=True, replay_header=True, tag_404_until_used=False, token_for_tag_timeline=False,
-    token_for_context=False, interaction_policy=False)
+    token_for_context=False, interaction_policy=False, update_notifications=True)
 
 FLAVOURS = {f.name: f for f in (MASTODON, GOTOSOCIAL, AKKOMA)}
 

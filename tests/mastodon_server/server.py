@@ -357,7 +357,7 @@ class MastodonServer:
                 with self.world.lock:
                     copy.text, copy.content, copy.tags = st.text, st.content, list(st.tags)
                     copy.edited_at = st.edited_at
-                self.world.emit(Event("status.update", status=copy))
+                self.world.updated(copy)
 
     def federate(self, remote_status_url: str) -> dict[str, Any]:
         """Resolve a status URL/URI from a linked server into a local copy; returns local Status JSON."""

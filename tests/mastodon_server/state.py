@@ -412,8 +412,21 @@ class World:
             if spoiler_text is not None:
                 st.spoiler_text = spoiler_text
             st.edited_at = now_utc()
-        self.emit(Event("status.update", status=st))
+        self.updated(st)
         return st
+
+    def updated(self, st: Status) -> None:
+        """An edit is streamed (`status.update`) and, where the flavour does so, notified to the
+        local accounts that boosted the status (`update`: Mastodon's FanOutOnWriteService,
+        Pleroma's and Akkoma's Notification for an Update; GoToSocial has no such notification)."""
+        notes: list[Notification] = []
+        with self.lock:
+            if self.flavour.update_notifications:
+                boosters = sorted({a for (a, sid) in self.reblogs if sid == st.id})
+                notes = [n for n in (self._notify("update", a, st.account_id, st.id) for a in boosters) if n]
+        self.emit(Event("status.update", status=st))
+        for n in notes:
+            self.emit(Event("notification", notification=n))
 
     def delete(self, account_id: Optional[str], status_id: str) -> Status:
         with self.lock:
