@@ -160,12 +160,15 @@ def _joins(post: Post, twin: Item, config: Config) -> list[Action]:
 def _takes_over(post: Post, twin: Item, actions: list[Action], config: Config) -> list[Action]:
     """The original came while its copy waited: the original is asked, the copy's prompt is
     forgotten and the copy goes by the original."""
-    record = next(a for a in actions if isinstance(a, Record))
+    record = next((a for a in actions if isinstance(a, Record)), None)
+    if record is None:  # the original is not kept (replies = "ignore"): the copy stays as it is
+        return []
     out: list[Action] = [DropPrompt(twin.network, twin.uri)] if twin.state == "waiting" else []
     out.append(Link(twin.network, twin.uri, post.uri, record.category,
                     f"a Bridgy Fed copy of {post.uri}, which came after it"))
     classified = record.state == "classified" and not post.replies_to_someone_else()
-    if classified and not twin.boosted and _may_boost(twin.visibility, True, config):
+    if classified and not twin.boosted and post.visibility == "public" \
+            and _may_boost(twin.visibility, True, config):
         out.append(Boost(twin.network, twin.uri, twin.ref))
     return out
 

@@ -315,3 +315,14 @@ def test_a_public_copy_of_a_private_original_is_never_boosted(bot: Bot) -> None:
                          text="Un lien #numpolville #projet", tags=frozenset({"numpolville", "projet"}))
     bot.see(classified)
     assert bot.see(replace(ALICE_ON_BSKY, uri=ALICE_ON_BSKY.uri + "0", bridged_from=ORIGINAL_URL + "0")) == []
+
+
+def test_an_ignored_reply_leaves_its_waiting_copy_as_it_is(tmp_path: Path) -> None:
+    """The copy's server did not know the parent (no reply there); the original is a reply to
+    someone else, not kept under replies = "ignore": the copy goes on waiting alone."""
+    bot = Bot(tmp_path, replies="ignore")
+    bot.see(BOB_ON_MASTO)
+    assert bot.see(replace(BOB_POST, reply_to="at://did:plc:x/app.bsky.feed.post/p",
+                           reply_to_author="did:plc:x")) == []
+    assert bot.store.item("bluesky", BOB_POST.uri) is None
+    assert bot.item(BOB_ON_MASTO)["state"] == "waiting" and bot.intents("held")
