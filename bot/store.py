@@ -413,7 +413,8 @@ class Store(WebQueries):
         """A held prompt becomes an effect to carry out, and its item is prompted from now on."""
         key = _prompt_key(a)
         row = self._one("SELECT payload, attempts FROM intents WHERE key = ? AND state = 'held'", key)
-        if row is None:
+        if row is None:  # nothing to release: the copy stops waiting all the same
+            self._update(a.network, a.uri, at, state="seen", reason="no held prompt was left to release")
             return None
         self._exec("UPDATE intents SET state = 'pending' WHERE key = ?", (key,))
         self._update(a.network, a.uri, at, state="prompted", prompted_at=at,

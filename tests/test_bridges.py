@@ -326,3 +326,10 @@ def test_an_ignored_reply_leaves_its_waiting_copy_as_it_is(tmp_path: Path) -> No
                            reply_to_author="did:plc:x")) == []
     assert bot.store.item("bluesky", BOB_POST.uri) is None
     assert bot.item(BOB_ON_MASTO)["state"] == "waiting" and bot.intents("held")
+
+
+def test_a_copy_whose_held_prompt_is_gone_stops_waiting(bot: Bot) -> None:
+    bot.see(BOB_ON_MASTO)
+    bot.store._exec("DELETE FROM intents")
+    assert bot.event(m.BridgeWaitOver("mastodon", BOB_ON_MASTO.uri)) == []
+    assert bot.item(BOB_ON_MASTO)["state"] == "seen"  # not asked again every two seconds
