@@ -105,19 +105,27 @@ def test_pages_are_accessible_and_a_moderator_works_in_the_browser(site, browser
     problems["/moderation/"] = axe_violations(driver)
     shot(driver, "moderation")
 
+    def follow(element):
+        """Click what navigates, then wait for the next page: click() returns before it loads."""
+        page = driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(page))
+        WebDriverWait(driver, 10).until(
+            lambda d: d.execute_script("return document.readyState") == "complete")
+
     # Classify the prompted item as "projet".
     entry = driver.find_element(By.CSS_SELECTOR, f"li.entry[data-uri='{todo.uri}']")
     form = entry.find_element(By.CSS_SELECTOR, "form[action='/moderation/classify']")
     Select(form.find_element(By.TAG_NAME, "select")).select_by_value("projet")
-    form.find_element(By.TAG_NAME, "button").click()
+    follow(form.find_element(By.TAG_NAME, "button"))
     assert driver.current_url == site.url + "/moderation/"
     assert not driver.find_elements(By.CSS_SELECTOR, f"li.entry[data-uri='{todo.uri}']")
 
     # Withdraw the classified one, from the "Classés" tab.
-    driver.find_element(By.LINK_TEXT, "Classés").click()
+    follow(driver.find_element(By.LINK_TEXT, "Classés"))
     entry = driver.find_element(By.CSS_SELECTOR, f"li.entry[data-uri='{gone.uri}']")
-    entry.find_element(By.CSS_SELECTOR, "form[action='/moderation/withdraw'] button").click()
-    driver.find_element(By.LINK_TEXT, "Historique").click()
+    follow(entry.find_element(By.CSS_SELECTOR, "form[action='/moderation/withdraw'] button"))
+    follow(driver.find_element(By.LINK_TEXT, "Historique"))
     history = driver.find_element(By.TAG_NAME, "table").text
     assert "classé : Projet" in history and "retiré" in history and MODERATOR in history
     shot(driver, "moderation-history")

@@ -209,6 +209,9 @@ class Feed:
                          min(STREAM_RETRY_AFTER, REOPEN_FIRST * 2 ** (self._open_failures - 1)))
             return
         self._open_failures = 0
+        # What a poll found while an earlier connection was dying happened before this one
+        # opened: this stream cannot bring it, and missing it says nothing about this stream.
+        self._suspects.clear()
         started, received = time.monotonic(), False
         with connection:
             self._set_mode("streaming", "")
