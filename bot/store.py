@@ -391,9 +391,6 @@ class Store(WebQueries):
                          category=a.category, reason=a.reason)
         elif isinstance(a, m.DropPrompt):
             self._exec("DELETE FROM intents WHERE key = ? AND state = 'held'", (_prompt_key(a),))
-        elif isinstance(a, m.ReleasePrompt):
-            self.log(a, at, author)
-            return self._release(a, at)
         elif isinstance(a, m.NoteReply):
             column = "help_replies" if a.text_key == "help" else "unknown_replies"
             self._exec(f"UPDATE items SET {column} = {column} + 1 WHERE network = ? AND uri = ?",
@@ -407,6 +404,8 @@ class Store(WebQueries):
                 "ON CONFLICT (network, id) DO UPDATE SET blocked = excluded.blocked, "
                 "updated_at = excluded.updated_at", (a.network, a.author_id, a.handle, int(a.blocked), at))
         self.log(a, at, author)
+        if isinstance(a, m.ReleasePrompt):
+            return self._release(a, at)
         return self._intend(a, at) if isinstance(a, m.EFFECTS) else None
 
     def _release(self, a: m.ReleasePrompt, at: str) -> Intent | None:
@@ -892,7 +891,11 @@ class _Transaction:
 
 def _prompt_key(a: m.ReleasePrompt | m.DropPrompt) -> str:
     """The key of the held prompt of a copy (`intent_key` of its Prompt)."""
-    return f"prompt:{a.network}:{a.uri}"
+    return _effect_key("prompt", a.network, a.uri)
+
+
+def _effect_key(kind: str, network: str, uri: str) -> str:
+    return f"{kind}:{network}:{uri}"
 
 
 def intent_key(a: m.Action) -> str:
@@ -900,8 +903,8 @@ def intent_key(a: m.Action) -> str:
     network, uri, _, _ = _describe(a)
     if isinstance(a, (m.Acknowledge, m.Reply)):
         suffix = f":{a.text_key}" if isinstance(a, m.Reply) else ""
-        return f"{type(a).__name__.lower()}{suffix}:{network}:{a.post.uri}"
-    return f"{type(a).__name__.lower()}:{network}:{uri}"
+        return _effect_key(f"{type(a).__name__.lower()}{suffix}", network, a.post.uri)
+    return _effect_key(type(a).__name__.lower(), network, uri)
 
 
 def _describe(a: m.Action) -> tuple[str, str, str | None, str]:
